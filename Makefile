@@ -1,0 +1,62 @@
+# Daily commands. `make test` and `make run-pose` each set up and build first, so either works on a fresh clone.
+PRESET ?= release
+BUILD  := build/$(PRESET)
+SOURCES = $(shell git ls-files '*.cpp' '*.h' 2>/dev/null)
+
+.PHONY: all setup build test test-asan validate run-pose run-vram bench format format-check lint coverage clean
+
+all: build
+
+setup:
+	@scripts/setup
+
+build: setup
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET)
+
+# Every test this machine can run: unit, integration and slow; gpu tests skip cleanly without a GPU.
+test: build
+	@ctest --preset $(PRESET)
+
+test-asan: setup
+	@cmake --preset asan >/dev/null
+	@cmake --build --preset asan
+	@ctest --preset asan
+
+# Checks the environment and writes var/machine-profile.toml, which both tools read.
+validate: build
+	@$(BUILD)/apps/doctor
+
+# The main job. Until the analyzer lands (issue: real-time multi-stream analysis) this validates the machine
+# and lists the verified pose models.
+run-pose: build
+	@$(BUILD)/apps/doctor
+	@$(BUILD)/apps/pose models
+
+run-vram: build
+	@$(BUILD)/apps/vram bandwidth
+
+bench: build
+	@scripts/bench $(BUILD)
+
+format:
+	@clang-format -i $(SOURCES)
+
+format-check:
+	@clang-format --dry-run -Werror $(SOURCES)
+
+lint: build
+	@clang-tidy -p $(BUILD) --quiet $(filter %.cpp,$(SOURCES))
+
+coverage: setup
+	@cmake --preset coverage >/dev/null
+	@cmake --build --preset coverage
+	@find build/coverage -name '*.gcda' -delete
+	@ctest --preset coverage >/dev/null
+	@gcovr --root . --filter 'src/' --exclude '.*_test\.cpp' --exclude 'src/core/sys/fake_nvml.cpp' \
+	       --object-directory build/coverage --print-summary --txt build/coverage/coverage.txt \
+	       --html-details build/coverage/coverage.html | tail -3
+	@echo "per-file report: build/coverage/coverage.txt, build/coverage/coverage.html"
+
+clean:
+	@rm -rf build

@@ -1,0 +1,86 @@
+#include "core/libtorch/libtorch.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <sched.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace core::libtorch {
+namespace {
+
+// at::show_config() is the one description every LibTorch version prints; pick "KEY=value" and
+// "  - Name version" items from it.
+std::string config_value(const std::string& config, const std::string& key) {
+  const auto at = config.find(key + "=");
+  if (at == std::string::npos) return {};
+  const auto start = at + key.size() + 1;
+  const auto end = config.find_first_of(", \n", start);
+  return config.substr(start, end - start);
+}
+
+std::string config_line_version(const std::string& config, const std::string& prefix) {
+  const auto at = config.find(prefix);
+  if (at == std::string::npos) return {};
+  const auto start = at + prefix.size();
+  const auto end = config.find('\n', start);
+  std::string version = config.substr(start, end - start);
+  while (!version.empty() && (version.back() == ' ' || version.back() == '\r')) version.pop_back();
+  return version;
+}
+
+// Debian's LibTorch links the generic libblas.so.3, which update-alternatives points at OpenBLAS or at the
+// reference implementation; only the mapped file tells which one runs.
+std::string mapped_blas_library() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    const auto slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    if (path.find("openblas") != std::string::npos || path.find("libblas") != std::string::npos ||
+        path.find("libmkl") != std::string::npos || path.find("blis") != std::string::npos) {
+      return path;
+    }
+  }
+  return {};
+}
+
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
+LibTorchInfo libtorch_info() {
+  LibTorchInfo info;
+  info.version = TORCH_VERSION;
+  const std::string config = at::show_config();
+  info.cuda_built = config.find("USE_CUDA=ON") != std::string::npos || config.find("USE_CUDA=1") != std::string::npos;
+  info.cuda_available = torch::cuda::is_available();
+  info.cuda_device_count = info.cuda_available ? static_cast<int>(torch::cuda::device_count()) : 0;
+  info.cuda_version = config_line_version(config, "CUDA Runtime ");
+  info.cudnn_version = config_line_version(config, "CuDNN ");
+  info.onednn = config.find("USE_MKLDNN=ON") != std::string::npos || config.find("USE_MKLDNN=1") != std::string::npos;
+  info.blas = config_value(config, "BLAS_INFO");
+  info.blas_loaded = mapped_blas_library();
+  // The reference BLAS lives in .../blas/libblas.so.3; OpenBLAS' alternative in .../openblas-*/libblas.so.3.
+  info.blas_is_reference = info.blas_loaded.find("/blas/libblas") != std::string::npos;
+  info.threads = at::get_num_threads();
+  info.interop_threads = at::get_num_interop_threads();
+  const std::string parallel = at::get_parallel_info();
+  info.parallel_backend = config_line_version(parallel, "ATen parallel backend: ");
+  return info;
+}
+
+void set_threads(int threads) { at::set_num_threads(threads > 0 ? threads : usable_cores()); }
+
+}  // namespace core::libtorch

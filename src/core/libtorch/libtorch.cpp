@@ -3,6 +3,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <sched.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -51,6 +52,22 @@ std::string mapped_blas_library() {
   return {};
 }
 
+// cuDNN encodes 9.19.0 as 91900 (major*10000 + minor*100 + patch since 9.0; major*1000 + minor*100 before);
+// LibTorch's own show_config() prints that as "91.9", so it is decoded here.
+std::string cudnn_version(bool cuda_built) {
+  if (!cuda_built) return {};
+  try {
+    const long version = at::detail::getCUDAHooks().versionCuDNN();  // NOLINT(google-runtime-int): its API
+    if (version <= 0) return {};
+    const long major = version >= 90000 ? version / 10000 : version / 1000;  // NOLINT(google-runtime-int)
+    const long minor = version >= 90000 ? (version % 10000) / 100 : (version % 1000) / 100;  // NOLINT
+    const long patch = version % 100;  // NOLINT(google-runtime-int)
+    return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+  } catch (const c10::Error&) {
+    return {};  // built with CUDA but cuDNN unavailable
+  }
+}
+
 int usable_cores() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -68,14 +85,16 @@ LibTorchInfo libtorch_info() {
   info.cuda_available = torch::cuda::is_available();
   info.cuda_device_count = info.cuda_available ? static_cast<int>(torch::cuda::device_count()) : 0;
   info.cuda_version = config_line_version(config, "CUDA Runtime ");
-  info.cudnn_version = config_line_version(config, "CuDNN ");
+  info.cudnn_version = cudnn_version(info.cuda_built);
   info.onednn = config.find("USE_MKLDNN=ON") != std::string::npos || config.find("USE_MKLDNN=1") != std::string::npos;
   info.blas = config_value(config, "BLAS_INFO");
   info.blas_loaded = mapped_blas_library();
+  // pip's LibTorch links MKL statically: no BLAS library is mapped, and none needs to be.
+  if (info.blas_loaded.empty() && info.blas == "mkl") info.blas_loaded = "statically linked into LibTorch";
   // The reference BLAS lives in .../blas/libblas.so.3; OpenBLAS' alternative in .../openblas-*/libblas.so.3.
   info.blas_is_reference = info.blas_loaded.find("/blas/libblas") != std::string::npos;
   info.threads = at::get_num_threads();
-  info.interop_threads = at::get_num_interop_threads();
+  info.interop_threads = static_cast<int>(at::get_num_interop_threads());
   const std::string parallel = at::get_parallel_info();
   info.parallel_backend = config_line_version(parallel, "ATen parallel backend: ");
   return info;

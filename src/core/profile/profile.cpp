@@ -23,8 +23,8 @@ struct GpuTier {
   int batch;
   int streams;
 };
-constexpr GpuTier kGpuTiers[] = {{70, "gpu-80gb", 64, 32}, {40, "gpu-48gb", 64, 24}, {20, "gpu-24gb", 32, 16},
-                                 {14, "gpu-16gb", 32, 12}, {7, "gpu-8gb", 16, 8},    {0, "gpu-small", 8, 4}};
+constexpr GpuTier kGpuTiers[] = {{70, "gpu-70gb+", 64, 32}, {40, "gpu-40gb+", 64, 24}, {20, "gpu-20gb+", 32, 16},
+                                 {14, "gpu-14gb+", 32, 12}, {7, "gpu-7gb+", 16, 8},    {0, "gpu-small", 8, 4}};
 
 std::string gib(uint64_t bytes) {
   std::ostringstream out;
@@ -123,7 +123,7 @@ std::string to_toml(const MachineProfile& profile) {
                    {"streams_per_device", profile.pose.streams_per_device},
                    {"threads", profile.pose.threads}};
   toml::table vram{{"device", profile.vram.device}};
-  if (profile.vram.budget_bytes > 0) vram.insert("budget", std::to_string(profile.vram.budget_bytes));
+  if (profile.vram.budget_bytes > 0) vram.insert("budget", static_cast<int64_t>(profile.vram.budget_bytes));
 
   toml::array gpus;
   for (const auto& gpu : profile.facts.gpus.gpus) {

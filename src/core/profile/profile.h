@@ -44,7 +44,7 @@ struct VramSettings {
 
 struct MachineProfile {
   std::string generated_at;    // UTC, ISO 8601
-  std::string hardware_class;  // "cpu", "gpu-8gb", "gpu-16gb", "gpu-24gb", "gpu-48gb", "gpu-80gb"
+  std::string hardware_class;  // "cpu", "gpu-small", "gpu-7gb+", "gpu-14gb+", "gpu-20gb+", "gpu-40gb+", "gpu-70gb+"
   MachineFacts facts;
   Measurements measured;
   PoseSettings pose;

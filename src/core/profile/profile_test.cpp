@@ -59,14 +59,14 @@ TEST(Profile, UnmeasuredCpuIsConservative) {
 
 TEST(Profile, GpuTiersByMemory) {
   const auto rtx = derive_profile(gpu_box("NVIDIA GeForce RTX 4060", 8ull << 30, 8), {}, "t");
-  EXPECT_EQ(rtx.hardware_class, "gpu-8gb");
+  EXPECT_EQ(rtx.hardware_class, "gpu-7gb+");
   EXPECT_EQ(rtx.pose.device, "cuda");
   EXPECT_EQ(rtx.pose.precision, "fp16");
   EXPECT_EQ(rtx.pose.batch_size, 16);
   EXPECT_EQ(rtx.vram.budget_bytes, (8ull << 30) - (1ull << 30));
 
   const auto h100 = derive_profile(gpu_box("NVIDIA H100 80GB HBM3", 81559ull << 20, 9), {}, "t");
-  EXPECT_EQ(h100.hardware_class, "gpu-80gb");
+  EXPECT_EQ(h100.hardware_class, "gpu-70gb+");
   EXPECT_EQ(h100.pose.batch_size, 64);
   EXPECT_EQ(h100.pose.streams_per_device, 32);
   EXPECT_EQ(h100.vram.budget_bytes, (81559ull << 20) - (81559ull << 20) / 20);

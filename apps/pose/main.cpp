@@ -1,14 +1,24 @@
 // pose: the pose analyzer's command line. Commands:
 //   pose models   list the pretrained models and verify their files against the pinned SHA-256 digests
+//   pose detect   people and keypoints in images, written in the COCO results format
 //   pose eval     COCO keypoint AP/AR of a results file against COCO ground truth
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include <chrono>
+#include <map>
 #include "core/config/config.h"
+
+#include "core/libtorch/libtorch.h"
+#include "pose/engine/engine.h"
 #include "pose/eval/coco_eval.h"
 #include "pose/models/models.h"
+
+#ifdef WB_HAVE_OPENCV
+#include <opencv2/imgcodecs.hpp>
+#endif
 
 namespace {
 
@@ -20,6 +30,19 @@ std::vector<Option> option_table() {
       {"config", "config", "POSE_CONFIG", "", "TOML config file", OptionKind::kConfigFile},
       {"models.dir", "models-dir", "WB_MODELS_DIR", pose::models::default_model_dir().string(),
        "folder holding the pose model files", OptionKind::kPath},
+      {"pose.model", "model", "POSE_MODEL", "movenet-lightning", "pose model", OptionKind::kString,
+       pose::engine::estimator_models()},
+      {"pose.device", "device", "POSE_DEVICE", "cpu", "where inference runs", OptionKind::kString, {"cpu", "cuda"}},
+      {"pose.precision",
+       "precision",
+       "POSE_PRECISION",
+       "fp32",
+       "fp16 is CUDA only",
+       OptionKind::kString,
+       {"fp32", "fp16"}},
+      {"pose.max_people", "max-people", "", "6", "most people reported per image", OptionKind::kInt},
+      {"pose.min_score", "min-score", "", "0.2", "people scoring lower are dropped", OptionKind::kFloat},
+      {"detect.json", "json", "", "", "where pose detect writes COCO results", OptionKind::kPath},
       {"eval.gt", "gt", "", "", "COCO person_keypoints ground truth (JSON)", OptionKind::kPath},
       {"eval.dt", "dt", "", "", "detections in the COCO results format (JSON)", OptionKind::kPath},
   };
@@ -32,6 +55,116 @@ core::Result<std::string> read_file(const std::filesystem::path& path, const cha
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// COCO image ids: from --gt's images by file name when given, else the number in a COCO-style file name.
+core::Result<int64_t> image_id(const std::filesystem::path& path, const std::map<std::string, int64_t>& by_name) {
+  const std::string name = path.filename().string();
+  if (!by_name.empty()) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) return core::make_error(core::ErrorCode::kNotFound, name + " is not an image of --gt");
+    return it->second;
+  }
+  const std::string stem = path.stem().string();
+  std::string digits;
+  for (char c : stem)
+    if (c >= '0' && c <= '9') digits += c;
+  if (digits.empty() || digits.size() > 18) {
+    return core::make_error(core::ErrorCode::kInvalidArgument,
+                            name + " has no image number in its name: pass --gt to look ids up by file name");
+  }
+  return std::stoll(digits);
+}
+
+int detect(const core::config::Config& config) {
+#ifndef WB_HAVE_OPENCV
+  (void)config;
+  std::cerr << "pose detect: this build has no OpenCV to decode images\n";
+  return 2;
+#else
+  const auto& args = config.positional();
+  if (args.size() < 2) {
+    std::cerr << "pose detect: give one or more images: pose detect IMAGES... --model NAME --json OUT\n";
+    return 2;
+  }
+  std::map<std::string, int64_t> by_name;
+  if (!config.path("eval.gt").empty()) {
+    auto text = read_file(config.path("eval.gt"), "gt");
+    auto truth = text ? pose::eval::parse_ground_truth(*text, config.text("eval.gt"))
+                      : core::Result<pose::eval::GroundTruth>(text.error());
+    if (!truth) {
+      std::cerr << "pose detect: " << truth.error().message << "\n";
+      return 2;
+    }
+    for (const auto& image : truth->images) by_name[image.file_name] = image.id;
+  }
+  pose::engine::EstimatorOptions options;
+  options.model = config.text("pose.model");
+  options.model_dir = config.path("models.dir");
+  options.device = config.text("pose.device") == "cuda" ? pose::engine::Device::kCuda : pose::engine::Device::kCpu;
+  options.precision =
+      config.text("pose.precision") == "fp16" ? pose::engine::Precision::kFloat16 : pose::engine::Precision::kFloat32;
+  options.max_people = static_cast<int>(config.integer("pose.max_people"));
+  options.min_person_score = static_cast<float>(config.number("pose.min_score"));
+  options.track = false;  // photos are unrelated frames
+  core::libtorch::set_threads(0);
+  core::libtorch::keep_freed_memory();
+  if (options.device == pose::engine::Device::kCuda) {
+    core::libtorch::allow_tf32(options.precision != pose::engine::Precision::kFloat32);
+  }
+  auto estimator = pose::engine::Estimator::create(options);
+  if (!estimator) {
+    std::cerr << "pose detect: " << estimator.error().message << "\n";
+    return 2;
+  }
+  std::vector<pose::eval::Detection> detections;
+  int failures = 0;
+  double total_ms = 0;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::filesystem::path path = args[i];
+    auto id = image_id(path, by_name);
+    const cv::Mat bgr = id ? cv::imread(path.string(), cv::IMREAD_COLOR) : cv::Mat();
+    if (!id || bgr.empty()) {
+      std::cerr << "pose detect: " << (!id ? id.error().message : path.string() + ": not an image, or unreadable")
+                << "\n";
+      ++failures;
+      continue;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    auto people =
+        (*estimator)
+            ->estimate({bgr.data, bgr.cols, bgr.rows, static_cast<int>(bgr.step), pose::engine::PixelFormat::kBgr});
+    total_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (!people) {
+      std::cerr << "pose detect: " << path.string() << ": " << people.error().message << "\n";
+      ++failures;
+      continue;
+    }
+    for (const auto& person : *people) {
+      pose::eval::Detection detection{*id, {}, person.score};
+      for (size_t k = 0; k < pose::engine::kCocoKeypointCount; ++k) {
+        detection.keypoints[3 * k] = person.keypoints[k].x;
+        detection.keypoints[3 * k + 1] = person.keypoints[k].y;
+        detection.keypoints[3 * k + 2] = person.keypoints[k].score;
+      }
+      detections.push_back(detection);
+    }
+  }
+  const size_t images = args.size() - 1 - static_cast<size_t>(failures);
+  std::printf("%s: %zu people in %zu images (%.1f ms per image on %s)", options.model.c_str(), detections.size(),
+              images, images > 0 ? total_ms / static_cast<double>(images) : 0.0, config.text("pose.device").c_str());
+  if (!config.path("detect.json").empty()) {
+    std::ofstream out(config.path("detect.json"));
+    out << pose::eval::detections_json(detections) << "\n";
+    if (!out) {
+      std::cerr << "\npose detect: cannot write " << config.text("detect.json") << "\n";
+      return 2;
+    }
+    std::printf(", written to %s", config.text("detect.json").c_str());
+  }
+  std::printf("\n");
+  return failures == 0 ? 0 : 1;
+#endif
 }
 
 int evaluate(const core::config::Config& config) {
@@ -108,12 +241,14 @@ int main(int argc, char** argv) {
   if (config->help_requested() || args.empty()) {
     std::cout << "Usage: pose COMMAND [options]\n\nCommands:\n"
                  "  models   list the pretrained models and verify their files\n"
+                 "  detect   IMAGES... [--model NAME] [--device cpu|cuda] [--gt GT.json] --json OUT\n"
                  "  eval     --gt person_keypoints.json --dt results.json: COCO keypoint AP and AR\n\n"
               << core::config::usage(table);
     return args.empty() && !config->help_requested() ? 2 : 0;
   }
   if (args.front() == "models") return list_models(*config);
   if (args.front() == "eval") return evaluate(*config);
+  if (args.front() == "detect") return detect(*config);
   std::cerr << "pose: unknown command '" << args.front() << "'; `pose --help` lists the commands\n";
   return 2;
 }

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <malloc.h>
 #include <sched.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -101,5 +102,16 @@ LibTorchInfo libtorch_info() {
 }
 
 void set_threads(int threads) { at::set_num_threads(threads > 0 ? threads : usable_cores()); }
+
+void keep_freed_memory() {
+  constexpr int kThreshold = 512 << 20;  // allocations below this stay on the heap; the heap is not trimmed
+  mallopt(M_MMAP_THRESHOLD, kThreshold);
+  mallopt(M_TRIM_THRESHOLD, kThreshold);
+}
+
+void allow_tf32(bool allow) {
+  at::globalContext().setAllowTF32CuDNN(allow);
+  at::globalContext().setAllowTF32CuBLAS(allow);
+}
 
 }  // namespace core::libtorch

@@ -146,10 +146,14 @@ int main(int argc, char** argv) {
           setting.device == "cuda" ? std::vector<int>{1, 4, 16, 64, 256} : std::vector<int>{1, 4, 16};
       for (int batch : batches) {
         const std::vector<pose::engine::Image> frames(static_cast<size_t>(batch), view);
+        nlohmann::json keypoints;  // of the first frame's first person, to compare precisions and devices
         const auto once = [&] {
           auto people = (*estimator)->estimate_batch(frames);
           if (setting.device == "cuda") torch::cuda::synchronize();
-          return people.ok() && !people->front().empty();
+          if (!people.ok() || people->front().empty()) return false;
+          keypoints = nlohmann::json::array();
+          for (const auto& k : people->front().front().keypoints) keypoints.push_back({k.x, k.y, k.score});
+          return true;
         };
         bool found = true;
         for (int i = 0; i < 3; ++i) found = once() && found;
@@ -169,7 +173,8 @@ int main(int argc, char** argv) {
                            {"median_ms_per_batch", ms},
                            {"median_ms_per_frame", ms / batch},
                            {"frames_per_s", 1000.0 * batch / ms},
-                           {"person_found", found}});
+                           {"person_found", found},
+                           {"keypoints", keypoints}});
         std::cerr << model << " " << setting.device << " " << results.back()["precision"].get<std::string>() << " t"
                   << setting.threads << " b" << batch << ": " << ms / batch << " ms/frame\n";
       }

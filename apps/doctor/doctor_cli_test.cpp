@@ -69,8 +69,7 @@ TEST_F(DoctorCli, WrongChecksumFails) {
   for (const auto& entry : std::filesystem::directory_iterator(models)) {
     const std::string name = entry.path().filename().string();
     if (name.rfind("movenet", 0) == 0 || name.rfind("blazepose", 0) == 0) {
-      std::ifstream in(entry.path(), std::ios::binary);  // not copy_file: see models_test.cpp
-      std::ofstream(dir_ / name, std::ios::binary) << in.rdbuf();
+      std::filesystem::copy_file(entry.path(), dir_ / name);
     }
   }
   std::ofstream(dir_ / "blazepose-full.bin", std::ios::app) << "extra bytes";

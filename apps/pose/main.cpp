@@ -57,6 +57,7 @@ core::Result<std::string> read_file(const std::filesystem::path& path, const cha
   return text.str();
 }
 
+#ifdef WB_HAVE_OPENCV
 // COCO image ids: from --gt's images by file name when given, else the number in a COCO-style file name.
 core::Result<int64_t> image_id(const std::filesystem::path& path, const std::map<std::string, int64_t>& by_name) {
   const std::string name = path.filename().string();
@@ -75,6 +76,7 @@ core::Result<int64_t> image_id(const std::filesystem::path& path, const std::map
   }
   return std::stoll(digits);
 }
+#endif
 
 int detect(const core::config::Config& config) {
 #ifndef WB_HAVE_OPENCV

@@ -34,18 +34,6 @@ Person decode_keypoints(const float* values, const Roi& roi, const std::string& 
   return person;
 }
 
-// Single-pose MoveNet's graph hard-wires batch 1 before the network (unstack, expand, squeeze of its one image)
-// and after it (decoding the heads), so the graph is cut at both ends: fed float pixels where the network's own
-// normalisation starts, stopped where the four heads leave it; decode_movenet_heads does the same arithmetic for a
-// whole batch. The node names are the same in Lightning and Thunder.
-const std::vector<std::string> kMoveNetPixels = {"StatefulPartitionedCall/stack"};  // float RGB 0..255, NHWC
-const std::vector<std::string> kMoveNetHeads = {
-    "StatefulPartitionedCall/Sigmoid",    // keypoint heatmaps [B, H, W, 17]
-    "StatefulPartitionedCall/truediv_2",  // person centre, weighted to the frame centre [B, H, W, 1]
-    "StatefulPartitionedCall/kpt_regress_0/conv2d_6/BiasAdd",  // keypoints relative to the centre [B, H, W, 34]
-    "StatefulPartitionedCall/kpt_offset_0/conv2d_7/BiasAdd",   // sub-cell offsets [B, H, W, 34]
-};
-
 }  // namespace
 
 at::Tensor decode_movenet_heads(const at::Tensor& heatmaps, const at::Tensor& centre, const at::Tensor& regression,
@@ -192,7 +180,11 @@ class MultiPose final : public Estimator {
 }  // namespace
 
 core::Result<std::unique_ptr<Estimator>> create_movenet(const EstimatorOptions& options) {
-  auto graph = load_graph(options, options.model, {kMoveNetPixels, kMoveNetHeads});
+  // Cut before the graph's batch-1 pre- and post-processing (see models::BatchableCut); decode_movenet_heads does
+  // the post-processing for a whole batch.
+  const models::BatchableCut& cut = *models::find_model(options.model)->cut;
+  auto graph = load_graph(options, options.model,
+                          {{std::string(cut.input)}, std::vector<std::string>(cut.outputs.begin(), cut.outputs.end())});
   if (!graph) return graph.error();
   const int size = models::find_model(options.model)->input_size;
   return std::unique_ptr<Estimator>(new SinglePose(options, std::move(*graph), size));

@@ -24,8 +24,9 @@ TEST_P(MoveNetDecode, BatchedDecodingEqualsTheGraphs) {
   const auto path = models::default_model_dir() / (model + ".json");
   auto full = graph::Graph::load(path, {});
   graph::GraphOptions cut_options;
-  cut_options.inputs = {"StatefulPartitionedCall/stack"};
-  cut_options.outputs = kHeads;
+  const models::BatchableCut& spec = *models::find_model(model)->cut;
+  cut_options.inputs = {std::string(spec.input)};
+  cut_options.outputs.assign(spec.outputs.begin(), spec.outputs.end());
   cut_options.any_batch = true;
   auto cut = graph::Graph::load(path, cut_options);
   ASSERT_TRUE(full.ok() && cut.ok());

@@ -219,7 +219,7 @@ core::Result<std::unique_ptr<Graph>> Graph::load(const std::filesystem::path& mo
   }
 }
 
-core::Result<std::vector<at::Tensor>> Graph::run(std::span<const at::Tensor> inputs) const {
+core::Result<std::vector<at::Tensor>> Graph::run(std::span<const at::Tensor> inputs, OpProfile* profile) const {
   const auto& infos = impl_->inputs;
   const auto fail = [&](const std::string& message) {
     return core::make_error(core::ErrorCode::kInvalidArgument, impl_->model_name + ": " + message);
@@ -253,7 +253,7 @@ core::Result<std::vector<at::Tensor>> Graph::run(std::span<const at::Tensor> inp
     return fail(std::string("moving the inputs to ") + impl_->device.str() +
                 " failed: " + error.what_without_backtrace());
   }
-  auto outputs = impl_->plan.execute(std::move(prepared));
+  auto outputs = impl_->plan.execute(std::move(prepared), profile);
   if (!outputs || impl_->compute_float == at::kFloat) return outputs;
   try {
     for (auto& output : *outputs) {

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -60,6 +61,14 @@ struct TensorInfo {
   std::vector<int64_t> shape;                        // -1 for a dimension of any size; empty when undeclared
 };
 
+// Where a run's time goes, per op type. Profiling synchronises the device after every step, so a profiled run is
+// slower than a normal one: the shares matter, not the total.
+struct OpTiming {
+  int64_t calls = 0;
+  double total_ms = 0.0;
+};
+using OpProfile = std::map<std::string, OpTiming>;
+
 class Graph {
  public:
   // Errors name the file and, where there is one, the node: a missing or malformed model.json, missing or
@@ -76,7 +85,8 @@ class Graph {
 
   // One tensor per inputs() entry, in that order, NHWC as TF expects, with exactly the declared dtype and shape
   // (any size where the shape says -1). Returns one tensor per outputs() entry.
-  core::Result<std::vector<at::Tensor>> run(std::span<const at::Tensor> inputs) const;
+  // With `profile`, adds each step's time to its op's entry.
+  core::Result<std::vector<at::Tensor>> run(std::span<const at::Tensor> inputs, OpProfile* profile = nullptr) const;
 
  private:
   struct Impl;

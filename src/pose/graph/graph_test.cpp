@@ -35,11 +35,8 @@ class DamagedModel : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = test_dir();
-    // Streams, not std::filesystem::copy_file: pip's LibTorch 2.x exports its own std::filesystem functions,
-    // which crash binaries that bind to them (seen on the GPU machine).
     for (const char* file : {"movenet-lightning.json", "movenet-lightning.bin"}) {
-      std::ifstream in(models::default_model_dir() / file, std::ios::binary);
-      std::ofstream(dir_ / file, std::ios::binary) << in.rdbuf();
+      std::filesystem::copy_file(models::default_model_dir() / file, dir_ / file);
     }
     json_ = dir_ / "movenet-lightning.json";
   }

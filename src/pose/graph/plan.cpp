@@ -1,5 +1,9 @@
 #include "pose/graph/plan.h"
 
+#include <torch/cuda.h>
+
+#include <chrono>
+
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -350,7 +354,7 @@ core::Result<Plan> Plan::build(const ModelDef& model, WeightMap weights, const P
   return PlanBuilder(model, std::move(weights), request).build();
 }
 
-core::Result<std::vector<at::Tensor>> Plan::execute(std::vector<at::Tensor> inputs) const {
+core::Result<std::vector<at::Tensor>> Plan::execute(std::vector<at::Tensor> inputs, OpProfile* profile) const {
   if (inputs.size() != input_slots_.size()) {
     return core::make_error(core::ErrorCode::kInvalidArgument, model_name_ + ": expected " +
                                                                    std::to_string(input_slots_.size()) +
@@ -367,7 +371,14 @@ core::Result<std::vector<at::Tensor>> Plan::execute(std::vector<at::Tensor> inpu
     for (const Step& step : steps_) {
       current = &step;
       for (const int32_t slot : step.inputs) args.push_back(slots[static_cast<size_t>(slot)]);
+      const auto start = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       step.fn(args, std::span<at::Tensor>(results.data(), step.outputs.size()));
+      if (profile) {
+        if (!step.outputs.empty() && results[0].defined() && results[0].is_cuda()) torch::cuda::synchronize();
+        OpTiming& timing = (*profile)[step.op];
+        ++timing.calls;
+        timing.total_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      }
       args.clear();  // drop these references before releasing, so memory is really returned
       for (size_t k = 0; k < step.outputs.size(); ++k) {
         slots[static_cast<size_t>(step.outputs[k])] = std::move(results[k]);

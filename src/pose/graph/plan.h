@@ -21,6 +21,7 @@
 
 #include "core/log.h"
 #include "core/result.h"
+#include "pose/graph/graph.h"
 #include "pose/graph/kernels.h"
 #include "pose/graph/model_json.h"
 #include "pose/graph/weights.h"
@@ -47,7 +48,8 @@ class Plan {
   static core::Result<Plan> build(const ModelDef& model, WeightMap weights, const PlanRequest& request);
 
   // `inputs` must already have the placeholders' dtypes (floats in the compute dtype) and be on the device.
-  core::Result<std::vector<at::Tensor>> execute(std::vector<at::Tensor> inputs) const;
+  // With `profile`, each step is timed (after a device synchronisation) and added to its op's entry.
+  core::Result<std::vector<at::Tensor>> execute(std::vector<at::Tensor> inputs, OpProfile* profile = nullptr) const;
 
   const PlanStats& stats() const { return stats_; }
 

@@ -9,14 +9,20 @@
 namespace pose::models {
 namespace {
 
+// The same node names in Lightning and Thunder.
+constexpr BatchableCut kMoveNetCut = {"StatefulPartitionedCall/stack",
+                                      {"StatefulPartitionedCall/Sigmoid", "StatefulPartitionedCall/truediv_2",
+                                       "StatefulPartitionedCall/kpt_regress_0/conv2d_6/BiasAdd",
+                                       "StatefulPartitionedCall/kpt_offset_0/conv2d_7/BiasAdd"}};
+
 constexpr ModelSpec kCatalog[] = {
-    {"movenet-lightning", "MoveNet SinglePose Lightning v4 (Google): 17 keypoints, fastest", 192},
-    {"movenet-thunder", "MoveNet SinglePose Thunder v4 (Google): 17 keypoints, most accurate", 256},
-    {"movenet-multipose", "MoveNet MultiPose Lightning v1 (Google): up to 6 people, dynamic input", 0},
-    {"blazepose-detector", "BlazePose person detector (MediaPipe)", 224},
-    {"blazepose-lite", "BlazePose landmarks lite (MediaPipe): 33 landmarks with z and visibility", 256},
-    {"blazepose-full", "BlazePose landmarks full (MediaPipe)", 256},
-    {"blazepose-heavy", "BlazePose landmarks heavy (MediaPipe)", 256},
+    {"movenet-lightning", "MoveNet SinglePose Lightning v4 (Google): 17 keypoints, fastest", 192, &kMoveNetCut},
+    {"movenet-thunder", "MoveNet SinglePose Thunder v4 (Google): 17 keypoints, most accurate", 256, &kMoveNetCut},
+    {"movenet-multipose", "MoveNet MultiPose Lightning v1 (Google): up to 6 people, dynamic input", 0, nullptr},
+    {"blazepose-detector", "BlazePose person detector (MediaPipe)", 224, nullptr},
+    {"blazepose-lite", "BlazePose landmarks lite (MediaPipe): 33 landmarks with z and visibility", 256, nullptr},
+    {"blazepose-full", "BlazePose landmarks full (MediaPipe)", 256, nullptr},
+    {"blazepose-heavy", "BlazePose landmarks heavy (MediaPipe)", 256, nullptr},
 };
 
 }  // namespace

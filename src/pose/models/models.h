@@ -5,6 +5,7 @@
 //
 // Thread-safety: everything here is stateless or reads files; safe from any thread.
 
+#include <array>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -13,10 +14,20 @@
 
 namespace pose::models {
 
+// Single-pose MoveNet's graphs hard-wire batch 1 before the network (unstack, expand and squeeze of their one
+// image) and after it (decoding the heads with ArgMax and GatherNd). Between these nodes the network takes any
+// batch: feed float RGB 0..255 (NHWC) at `input`, read the heads at `outputs` (heatmaps [B,H,W,17], person
+// centre [B,H,W,1], keypoint regression [B,H,W,34], offsets [B,H,W,34]) and decode them outside the graph.
+struct BatchableCut {
+  std::string_view input;
+  std::array<std::string_view, 4> outputs;
+};
+
 struct ModelSpec {
   std::string_view name;  // "movenet-lightning"
   std::string_view description;
-  int input_size;  // square input side in pixels; 0 for a dynamic input
+  int input_size;           // square input side in pixels; 0 for a dynamic input
+  const BatchableCut* cut;  // null when the whole graph already takes any batch (or never does)
 };
 
 std::span<const ModelSpec> catalog();

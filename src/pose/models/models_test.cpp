@@ -14,11 +14,8 @@ class ModelDir : public ::testing::Test {
            (std::string("models_test_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    // Streams, not std::filesystem::copy_file: pip's LibTorch exports its own copy of some std::filesystem
-    // functions, which crash when our binary binds to them (seen with torch 2.11 on the GPU machine).
     for (const char* file : {"movenet-lightning.json", "movenet-lightning.bin"}) {
-      std::ifstream in(default_model_dir() / file, std::ios::binary);
-      std::ofstream(dir_ / file, std::ios::binary) << in.rdbuf();
+      std::filesystem::copy_file(default_model_dir() / file, dir_ / file);
     }
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -61,9 +58,7 @@ TEST_F(ModelDir, CorruptedByteIsCaught) {
 }
 
 TEST_F(ModelDir, TruncatedFileIsCaught) {
-  std::string head(100, '\0');
-  std::ifstream(dir_ / "movenet-lightning.json", std::ios::binary).read(head.data(), 100);
-  std::ofstream(dir_ / "movenet-lightning.json", std::ios::binary | std::ios::trunc) << head;
+  std::filesystem::resize_file(dir_ / "movenet-lightning.json", 100);
   const auto check = verify_model(dir_, "movenet-lightning");
   EXPECT_FALSE(check.ok);
   EXPECT_EQ(check.files[0].state, FileState::kChecksumMismatch);

@@ -1,8 +1,9 @@
 // pose_engine_bench: frames in, people out — the whole estimator (frame upload, crop and resample, network,
 // decoding) per model, at batch 1, 4 and 16, on the CPU (1 thread and all cores) and on CUDA (fp32 and fp16) when
 // there is a GPU (also 64 and 256 there, to fill it). Prints JSON: median milliseconds per batch and frames per
-// second. BlazePose at batch 1 tracks (the detector runs only when the person is lost, as on video); batches are
-// independent frames (detector and landmarks for every frame, each model called once per batch).
+// second. Every batch, batch 1 included, is independent frames (Estimator::estimate_batch): BlazePose runs its
+// detector and its landmark model on every frame, once per batch each; on video it tracks and the detector runs
+// only when the person is lost.
 //
 //   pose_engine_bench [--image photo.jpg | --rgb frame.rgb --size WxH] [--runs N] [--models a,b] [--devices cpu,cuda]
 //
@@ -136,7 +137,7 @@ int main(int argc, char** argv) {
       options.model = model;
       options.device = setting.device == "cuda" ? pose::engine::Device::kCuda : pose::engine::Device::kCpu;
       options.precision = setting.precision;
-      options.max_people = 1;  // BlazePose then tracks: steady-state video cost, detector only when lost
+      options.max_people = 1;  // one person per frame, as single-pose MoveNet
       auto estimator = pose::engine::Estimator::create(options);
       if (!estimator) {
         std::cerr << model << ": " << estimator.error().message << "\n";

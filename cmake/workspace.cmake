@@ -10,13 +10,6 @@ if(WB_WARNINGS_AS_ERRORS)
   list(APPEND WB_WARNING_FLAGS -Werror)
 endif()
 
-# pip's LibTorch 2.x exports its own copies of some std::filesystem functions; a binary whose dynamic linker finds
-# those first crashes in them (seen with torch 2.11 on the GPU machine: std::filesystem::remove_all segfaulted, and
-# LD_PRELOAD=libstdc++ cured it). Naming libstdc++ first on every link line makes it the first to be searched.
-if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
-  add_link_options("LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
-endif()
-
 if(WB_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)

@@ -4,8 +4,6 @@
 #include <cstdio>
 #include <sstream>
 
-#include "core/config/config.h"
-
 #ifdef WB_HAVE_OPENCV
 #include <opencv2/core/version.hpp>
 #include <opencv2/videoio/registry.hpp>
@@ -13,8 +11,6 @@
 
 namespace doctor {
 namespace {
-
-using core::config::format_bytes;
 
 std::string gib(uint64_t bytes) {
   char text[32];

@@ -26,7 +26,7 @@ const std::vector<Option> kTable = {
 class ConfigTest : public ::testing::Test {
  protected:
   std::filesystem::path write(const std::string& name, const std::string& text) {
-    const auto path = dir_ / name;
+    auto path = dir_ / name;
     std::ofstream(path) << text;
     return path;
   }

@@ -44,7 +44,7 @@ std::string mapped_blas_library() {
   while (std::getline(maps, line)) {
     const auto slash = line.find('/');
     if (slash == std::string::npos) continue;
-    const std::string path = line.substr(slash);
+    std::string path = line.substr(slash);
     if (path.find("openblas") != std::string::npos || path.find("libblas") != std::string::npos ||
         path.find("libmkl") != std::string::npos || path.find("blis") != std::string::npos) {
       return path;

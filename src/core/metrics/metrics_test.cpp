@@ -63,6 +63,7 @@ TEST(Metrics, ConcurrentRecordingLosesNothing) {
   auto family = registry.counter("work_total", "Work done.", {"worker"}).value();
   auto histogram = registry.histogram("work_seconds", "Work time.", exponential_buckets(0.001, 2, 10)).value();
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 10000; ++i) {

@@ -109,9 +109,9 @@ MachineProfile derive_profile(const MachineFacts& facts, const Measurements& mea
     // Without a measurement, assume a small CPU: the fast model and one stream.
     profile.pose.model = "movenet-lightning";
     profile.pose.streams_per_device = 1;
-    profile.reasons.push_back("pose: not measured -> movenet-lightning, 1 stream (safe default)");
+    profile.reasons.emplace_back("pose: not measured -> movenet-lightning, 1 stream (safe default)");
   }
-  profile.reasons.push_back("vram: no CUDA device -> estimates only; no budget set");
+  profile.reasons.emplace_back("vram: no CUDA device -> estimates only; no budget set");
   return profile;
 }
 

@@ -16,6 +16,8 @@ FakeDevice devices[] = {{"NVIDIA GeForce RTX 4060", 8ull << 30, 1ull << 30, 8, 9
 int initialised = 0;
 }  // namespace
 
+// NVML's own names, not ours.
+// NOLINTBEGIN(readability-identifier-naming)
 extern "C" {
 int nvmlInit_v2() { return ++initialised > 0 ? 0 : 1; }
 int nvmlShutdown() { return --initialised >= 0 ? 0 : 1; }
@@ -72,3 +74,4 @@ int nvmlDeviceGetComputeRunningProcesses_v3(void* device, unsigned* count, void*
   return 0;
 }
 }
+// NOLINTEND(readability-identifier-naming)

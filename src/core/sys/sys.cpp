@@ -11,7 +11,7 @@
 namespace core::sys {
 namespace {
 
-std::string trim(std::string text) {
+std::string trim(const std::string& text) {
   const auto first = text.find_first_not_of(" \t\"'\n");
   const auto last = text.find_last_not_of(" \t\"'\n");
   return first == std::string::npos ? std::string() : text.substr(first, last - first + 1);

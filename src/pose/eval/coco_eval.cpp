@@ -89,8 +89,7 @@ ImageEval evaluate_image(const std::vector<const GtPerson*>& people, const std::
       const size_t d = detection_order[i];
       double best = std::min(oks_threshold(t), 1 - 1e-10);
       int match = -1;
-      for (size_t j = 0; j < person_order.size(); ++j) {
-        const size_t g = person_order[j];
+      for (const size_t g : person_order) {
         if (person_taken[g] && !people[g]->iscrowd) continue;
         // Once matched to a counted person, stop at the ignored ones (they are sorted last).
         if (match > -1 && !person_ignored[static_cast<size_t>(match)] && person_ignored[g]) break;

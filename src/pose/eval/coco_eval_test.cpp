@@ -118,6 +118,7 @@ TEST(CocoEval, CrowdAndKeypointlessPeopleAreIgnoredNotFalsePositives) {
 TEST(CocoEval, OnlyTwentyDetectionsPerImageCount) {
   const auto truth = truth_with({person(1, 1, 10, 10)});
   std::vector<Detection> detections;
+  detections.reserve(21);
   for (int i = 0; i < 20; ++i) detections.push_back(exact(person(100 + i, 1, 1000 + 300.0 * i, 0), 0.9));
   detections.push_back(exact(truth.people[0], 0.1));  // 21st by score: dropped
   const auto summary = evaluate(truth, detections).value();

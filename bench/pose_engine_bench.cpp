@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_args.h"
 #include "core/libtorch/libtorch.h"
 #include "pose/engine/engine.h"
 
@@ -33,17 +34,6 @@ struct Frame {
   std::vector<uint8_t> pixels;  // BGR
   int width = 0, height = 0;
 };
-
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> items;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t end = std::min(text.find(',', start), text.size());
-    if (end > start) items.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return items;
-}
 
 bool load_frame(const std::string& image, const std::string& rgb, const std::string& size, Frame* frame) {
   if (!rgb.empty()) {
@@ -96,9 +86,9 @@ int main(int argc, char** argv) {
     else if (flag == "--runs")
       runs = std::max(3, std::stoi(value));
     else if (flag == "--models")
-      models = split(value);
+      models = bench::split_list(value);
     else if (flag == "--devices")
-      devices = split(value);
+      devices = bench::split_list(value);
     else {
       std::cerr << "unknown flag " << flag << "\n";
       return 2;

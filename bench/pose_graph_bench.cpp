@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "core/libtorch/libtorch.h"
 #include "pose/graph/graph.h"
 #include "pose/graph/test_support/synthetic_input.h"
@@ -54,17 +55,6 @@ constexpr const char* kUsage =
     "                        [--device cpu|cuda] [--fp16 0|1] [--batch N=1] [--profile 0|1]\n"
     "Batches above 1 run the models that take them: BlazePose, and single-pose MoveNet cut as the engine cuts it.\n";
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t end = std::min(text.find(',', start), text.size());
-    if (end > start) items.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return items;
-}
-
 bool parse_options(int argc, char** argv, Options* options) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -77,7 +67,7 @@ bool parse_options(int argc, char** argv, Options* options) {
     } else if (flag == "--warmup") {
       options->warmup = std::stoi(value);
     } else if (flag == "--models") {
-      options->models = split_list(value);
+      options->models = bench::split_list(value);
     } else if (flag == "--peer") {
       options->peer = value;
     } else if (flag == "--model-dir") {

@@ -32,9 +32,17 @@ validate: build
 
 # The main job. Until the analyzer lands (issue: real-time multi-stream analysis) this validates the machine
 # and lists the verified pose models.
+# The main job until the service lands (issue 7): check the machine, then analyse a sample clip into var/analyze/
+# (an annotated video, the summary and the events). SOURCE=... EXERCISE=... analyse something else.
+SOURCE   ?= ../shared/testdata/videos/squat_side_3reps.mp4
+EXERCISE ?= squat
 run-pose: build
 	@$(BUILD)/apps/doctor
 	@$(BUILD)/apps/pose models
+	@mkdir -p var/analyze
+	@$(BUILD)/apps/pose analyze $(SOURCE) --exercise $(EXERCISE) --annotate var/analyze/annotated.mp4 \
+	  --json var/analyze/summary.json --events var/analyze/events.jsonl
+	@echo "annotated video: var/analyze/annotated.mp4, summary: var/analyze/summary.json"
 
 run-vram: build
 	@$(BUILD)/apps/vram bandwidth

@@ -2,6 +2,8 @@
 //   pose models   list the pretrained models and verify their files against the pinned SHA-256 digests
 //   pose detect   people and keypoints in images, written in the COCO results format
 //   pose eval     COCO keypoint AP/AR of a results file against COCO ground truth
+//   pose analyze  streams through the analysis pipeline: reps, form, anomalies (analyze.cpp)
+//   pose bench-streams  N concurrent copies of a source: analysed fps, drops, latency (analyze.cpp)
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -9,9 +11,11 @@
 
 #include <chrono>
 #include <map>
+#include "analyze.h"
+#include "core/build_info.h"
 #include "core/config/config.h"
-
 #include "core/libtorch/libtorch.h"
+#include "pose/analysis/analysis.h"
 #include "pose/engine/engine.h"
 #include "pose/eval/coco_eval.h"
 #include "pose/models/models.h"
@@ -26,7 +30,10 @@ using core::config::Option;
 using core::config::OptionKind;
 
 std::vector<Option> option_table() {
+  const std::string workspace = core::kWorkspaceDir;
   return {
+      {"profile", "profile", "WB_PROFILE", workspace + "/var/machine-profile.toml",
+       "machine profile written by doctor (device, model, batch for this hardware)", OptionKind::kConfigFile},
       {"config", "config", "POSE_CONFIG", "", "TOML config file", OptionKind::kConfigFile},
       {"models.dir", "models-dir", "WB_MODELS_DIR", pose::models::default_model_dir().string(),
        "folder holding the pose model files", OptionKind::kPath},
@@ -41,8 +48,31 @@ std::vector<Option> option_table() {
        OptionKind::kString,
        {"fp32", "fp16"}},
       {"pose.max_people", "max-people", "", "6", "most people reported per image", OptionKind::kInt},
+      {"pose.batch_size", "max-batch", "POSE_MAX_BATCH", "8", "frames per inference call, across streams",
+       OptionKind::kInt},
+      {"pose.threads", "threads", "POSE_THREADS", "0", "CPU threads for inference (0: every core)", OptionKind::kInt},
+      {"pose.streams_per_device", "streams", "", "4",
+       "bench-streams: concurrent copies of the source (the profile: what this machine holds at 30 fps)",
+       OptionKind::kInt},
       {"pose.min_score", "min-score", "", "0.2", "people scoring lower are dropped", OptionKind::kFloat},
-      {"detect.json", "json", "", "", "where pose detect writes COCO results", OptionKind::kPath},
+      {"out.json", "json", "", "", "detect: COCO results file; analyze: summary file", OptionKind::kPath},
+      {"analyze.exercise", "exercise", "POSE_EXERCISE", "auto", "exercise to count, or auto", OptionKind::kString},
+      {"analyze.exercises_dir", "exercises-dir", "POSE_EXERCISES_DIR", pose::analysis::default_exercise_dir().string(),
+       "folder of exercise definitions (*.toml)", OptionKind::kPath},
+      {"analyze.events", "events", "", "", "analyze: write events as JSON lines here", OptionKind::kPath},
+      {"analyze.events_frames", "events-frames", "", "false", "analyze: per-frame events too (large)",
+       OptionKind::kBool},
+      {"analyze.annotate", "annotate", "", "", "analyze: write an annotated video here (.mp4, .avi or a folder)",
+       OptionKind::kPath},
+      {"analyze.realtime", "realtime", "", "false", "pace files at their frame rate, as a camera would deliver",
+       OptionKind::kBool},
+      {"analyze.max_side", "max-side", "POSE_MAX_SIDE", "640",
+       "downscale frames so the longer side is at most this (0 keeps the size)", OptionKind::kInt},
+      {"runtime.max_wait_ms", "max-wait-ms", "", "2", "how long a partial batch waits for more streams",
+       OptionKind::kFloat},
+      {"bench.source", "source", "", "", "bench-streams: the video file to copy", OptionKind::kPath},
+      {"bench.no_realtime", "no-realtime", "", "false", "bench-streams: read as fast as possible, not paced",
+       OptionKind::kBool},
       {"eval.gt", "gt", "", "", "COCO person_keypoints ground truth (JSON)", OptionKind::kPath},
       {"eval.dt", "dt", "", "", "detections in the COCO results format (JSON)", OptionKind::kPath},
   };
@@ -100,16 +130,9 @@ int detect(const core::config::Config& config) {
     }
     for (const auto& image : truth->images) by_name[image.file_name] = image.id;
   }
-  pose::engine::EstimatorOptions options;
-  options.model = config.text("pose.model");
-  options.model_dir = config.path("models.dir");
-  options.device = config.text("pose.device") == "cuda" ? pose::engine::Device::kCuda : pose::engine::Device::kCpu;
-  options.precision =
-      config.text("pose.precision") == "fp16" ? pose::engine::Precision::kFloat16 : pose::engine::Precision::kFloat32;
-  options.max_people = static_cast<int>(config.integer("pose.max_people"));
-  options.min_person_score = static_cast<float>(config.number("pose.min_score"));
+  pose::engine::EstimatorOptions options = pose_cli::estimator_options(config);
   options.track = false;  // photos are unrelated frames
-  core::libtorch::set_threads(0);
+  core::libtorch::set_threads(static_cast<int>(config.integer("pose.threads")));
   core::libtorch::keep_freed_memory();
   if (options.device == pose::engine::Device::kCuda) {
     core::libtorch::allow_tf32(options.precision != pose::engine::Precision::kFloat32);
@@ -155,14 +178,14 @@ int detect(const core::config::Config& config) {
   const size_t images = args.size() - 1 - static_cast<size_t>(failures);
   std::printf("%s: %zu people in %zu images (%.1f ms per image on %s)", options.model.c_str(), detections.size(),
               images, images > 0 ? total_ms / static_cast<double>(images) : 0.0, config.text("pose.device").c_str());
-  if (!config.path("detect.json").empty()) {
-    std::ofstream out(config.path("detect.json"));
+  if (!config.path("out.json").empty()) {
+    std::ofstream out(config.path("out.json"));
     out << pose::eval::detections_json(detections) << "\n";
     if (!out) {
-      std::cerr << "\npose detect: cannot write " << config.text("detect.json") << "\n";
+      std::cerr << "\npose detect: cannot write " << config.text("out.json") << "\n";
       return 2;
     }
-    std::printf(", written to %s", config.text("detect.json").c_str());
+    std::printf(", written to %s", config.text("out.json").c_str());
   }
   std::printf("\n");
   return failures == 0 ? 0 : 1;
@@ -230,6 +253,22 @@ int list_models(const core::config::Config& config) {
 
 }  // namespace
 
+namespace pose_cli {
+
+pose::engine::EstimatorOptions estimator_options(const core::config::Config& config) {
+  pose::engine::EstimatorOptions options;
+  options.model = config.text("pose.model");
+  options.model_dir = config.path("models.dir");
+  options.device = config.text("pose.device") == "cuda" ? pose::engine::Device::kCuda : pose::engine::Device::kCpu;
+  options.precision =
+      config.text("pose.precision") == "fp16" ? pose::engine::Precision::kFloat16 : pose::engine::Precision::kFloat32;
+  options.max_people = static_cast<int>(config.integer("pose.max_people"));
+  options.min_person_score = static_cast<float>(config.number("pose.min_score"));
+  return options;
+}
+
+}  // namespace pose_cli
+
 int main(int argc, char** argv) {
   const auto table = option_table();
   core::config::Sources sources;
@@ -244,13 +283,20 @@ int main(int argc, char** argv) {
     std::cout << "Usage: pose COMMAND [options]\n\nCommands:\n"
                  "  models   list the pretrained models and verify their files\n"
                  "  detect   IMAGES... [--model NAME] [--device cpu|cuda] [--gt GT.json] --json OUT\n"
-                 "  eval     --gt person_keypoints.json --dt results.json: COCO keypoint AP and AR\n\n"
+                 "  eval     --gt person_keypoints.json --dt results.json: COCO keypoint AP and AR\n"
+                 "  analyze  SOURCE... [--exercise NAME|auto] [--json SUMMARY] [--events EVENTS.jsonl]\n"
+                 "           [--annotate OUT.mp4] [--realtime]: reps, form feedback and anomalies per person\n"
+                 "  bench-streams --streams N --source FILE: analysed fps, drops and latency per stream (JSON)\n\n"
               << core::config::usage(table);
     return args.empty() && !config->help_requested() ? 2 : 0;
   }
   if (args.front() == "models") return list_models(*config);
   if (args.front() == "eval") return evaluate(*config);
   if (args.front() == "detect") return detect(*config);
+#ifdef WB_HAVE_OPENCV
+  if (args.front() == "analyze") return pose_cli::analyze(*config);
+  if (args.front() == "bench-streams") return pose_cli::bench_streams(*config);
+#endif
   std::cerr << "pose: unknown command '" << args.front() << "'; `pose --help` lists the commands\n";
   return 2;
 }

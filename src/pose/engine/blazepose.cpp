@@ -24,10 +24,6 @@ constexpr float kNmsIou = 0.3f;              // MediaPipe's min_suppression_thre
 constexpr float kPoseFlagThreshold = 0.5f;   // below: nobody in the region, tracking is lost
 constexpr float kRoiScale = 1.25f;           // MediaPipe's RectTransformation scale for pose regions
 
-// COCO-17 keypoint i is BlazePose landmark kCocoFromBlazePose[i].
-constexpr std::array<int, kCocoKeypointCount> kCocoFromBlazePose = {0,  2,  5,  7,  8,  11, 12, 13, 14,
-                                                                    15, 16, 23, 24, 25, 26, 27, 28};
-
 struct Anchor {
   float x, y;
 };

@@ -23,6 +23,7 @@
 
 #include "core/log.h"
 #include "core/result.h"
+#include "pose/engine/person.h"
 
 namespace pose::engine {
 
@@ -35,34 +36,6 @@ struct Image {
   int height = 0;
   int stride_bytes = 0;  // bytes per row; 0 means width * channels
   PixelFormat format = PixelFormat::kBgr;
-};
-
-// COCO-17 order: nose, eyes (L, R), ears (L, R), shoulders, elbows, wrists, hips, knees, ankles (L, R each).
-inline constexpr int kCocoKeypointCount = 17;
-
-struct Keypoint {
-  float x = 0;  // source-image pixels (continuous: the image spans [0, width] x [0, height])
-  float y = 0;
-  float score = 0;  // 0..1 confidence the point is where it says and visible
-};
-
-struct Landmark {
-  float x = 0, y = 0;    // source-image pixels
-  float z = 0;           // depth relative to the hips, in the same pixel scale (smaller is closer)
-  float visibility = 0;  // 0..1
-  float presence = 0;    // 0..1
-};
-
-struct Box {
-  float x = 0, y = 0, width = 0, height = 0;  // source-image pixels
-};
-
-struct Person {
-  std::array<Keypoint, kCocoKeypointCount> keypoints{};
-  Box box;
-  float score = 0;                  // 0..1
-  std::vector<Landmark> landmarks;  // BlazePose: all 33 landmarks; empty for MoveNet
-  std::string model;
 };
 
 enum class Device { kCpu, kCuda };

@@ -45,6 +45,8 @@ pose::video::SourceOptions source_options(const core::config::Config& config, co
   options.uri = uri;
   options.realtime = config.boolean("analyze.realtime");
   options.max_side_px = static_cast<int>(config.integer("analyze.max_side"));
+  options.decoder = config.text("analyze.decoder");
+  options.loops = static_cast<int>(config.integer("analyze.loops"));
   return options;
 }
 
@@ -57,12 +59,13 @@ std::string output_path(const std::string& path, const std::string& stream_id, s
 
 pose::video::Overlay overlay_for(const FrameResult& frame, const std::string& exercise) {
   pose::video::Overlay overlay;
-  overlay.banner.push_back(frame.stream_id + "  " + exercise + "  t=" +
-                           std::to_string(static_cast<double>(frame.pts_us) / 1e6).substr(0, 5) + " s");
+  overlay.banner.push_back(frame.stream_id + "  " + exercise +
+                           "  t=" + std::to_string(static_cast<double>(frame.pts_us) / 1e6).substr(0, 5) + " s");
   for (const auto& person : frame.people) {
     pose::video::OverlayPerson drawn;
     drawn.id = person.track.id;
-    for (const auto& keypoint : person.track.keypoints) drawn.keypoints.push_back({keypoint.x, keypoint.y, keypoint.visible});
+    for (const auto& keypoint : person.track.keypoints)
+      drawn.keypoints.push_back({keypoint.x, keypoint.y, keypoint.visible});
     const auto& state = person.state;
     drawn.labels.push_back((state.exercise.empty() ? std::string("?") : state.exercise) + "  reps " +
                            std::to_string(state.reps) + (state.phase.empty() ? "" : "  " + state.phase));
@@ -134,8 +137,8 @@ class Annotator {
     if (!writer) {
       if (failed_.count(result.stream_id) != 0) return;
       const double fps = result.source_fps > 0 ? result.source_fps : 30.0;
-      auto created = pose::video::Writer::create(output_path(path_, result.stream_id, streams_), result.width,
-                                                 result.height, fps);
+      auto created =
+          pose::video::Writer::create(output_path(path_, result.stream_id, streams_), result.width, result.height, fps);
       if (!created) {
         failed_.insert({result.stream_id, true});
         if (error_.empty()) error_ = created.error().message;
@@ -182,8 +185,10 @@ double percentile(std::vector<double> values, double q) {
 }
 
 nlohmann::json latency_json(const std::vector<double>& latency_ms) {
-  return {{"p50", percentile(latency_ms, 0.50)}, {"p95", percentile(latency_ms, 0.95)},
-          {"p99", percentile(latency_ms, 0.99)}, {"max", latency_ms.empty() ? 0.0 : *std::max_element(latency_ms.begin(), latency_ms.end())}};
+  return {{"p50", percentile(latency_ms, 0.50)},
+          {"p95", percentile(latency_ms, 0.95)},
+          {"p99", percentile(latency_ms, 0.99)},
+          {"max", latency_ms.empty() ? 0.0 : *std::max_element(latency_ms.begin(), latency_ms.end())}};
 }
 
 }  // namespace
@@ -406,6 +411,8 @@ int bench_streams(const core::config::Config& config) {
                                  {"model", options->estimator.model},
                                  {"device", config.text("pose.device")},
                                  {"max_side_px", config.integer("analyze.max_side")},
+                                 {"decoder", config.text("analyze.decoder")},
+                                 {"loops", config.integer("analyze.loops")},
                                  {"max_batch", options->max_batch},
                                  {"realtime", !config.boolean("bench.no_realtime")},
                                  {"min_analysed_fps", fps_min},

@@ -66,6 +66,14 @@ std::vector<Option> option_table() {
        OptionKind::kPath},
       {"analyze.realtime", "realtime", "", "false", "pace files at their frame rate, as a camera would deliver",
        OptionKind::kBool},
+      {"analyze.decoder",
+       "decoder",
+       "POSE_DECODER",
+       "auto",
+       "video files and streams: nvdec decodes on the GPU",
+       OptionKind::kString,
+       {"auto", "opencv", "ffmpeg", "nvdec"}},
+      {"analyze.loops", "loops", "", "1", "play video files this many times (0: until stopped)", OptionKind::kInt},
       {"analyze.max_side", "max-side", "POSE_MAX_SIDE", "640",
        "downscale frames so the longer side is at most this (0 keeps the size)", OptionKind::kInt},
       {"runtime.max_wait_ms", "max-wait-ms", "", "2", "how long a partial batch waits for more streams",
@@ -293,7 +301,7 @@ int main(int argc, char** argv) {
   if (args.front() == "models") return list_models(*config);
   if (args.front() == "eval") return evaluate(*config);
   if (args.front() == "detect") return detect(*config);
-#ifdef WB_HAVE_OPENCV
+#ifdef WB_HAVE_RUNTIME
   if (args.front() == "analyze") return pose_cli::analyze(*config);
   if (args.front() == "bench-streams") return pose_cli::bench_streams(*config);
 #endif

@@ -88,7 +88,9 @@ MachineProfile derive_profile(const MachineFacts& facts, const Measurements& mea
   profile.hardware_class = "cpu";
   profile.pose.device = "cpu";
   profile.pose.precision = "fp32";  // CPU fp16 convolutions are slower than fp32 in LibTorch
-  profile.pose.batch_size = 1;      // batching adds latency on CPU without raising throughput much
+  // Frames of 4 streams in one call: 16 analysed frames/s per 1080p stream instead of 10 on 2 cores (Lightning,
+  // docs/benchmarks.md), for about 35 ms more latency. One stream never waits for a batch to fill.
+  profile.pose.batch_size = 4;
   profile.vram.device = "cpu";
   if (has_gpu) {
     profile.reasons.push_back("pose: " + facts.gpus.gpus.front().name +

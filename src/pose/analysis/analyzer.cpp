@@ -99,8 +99,8 @@ class AngleMeter {
     if (angle.kind == AngleKind::kSegment) return segment_angle_deg(points[0], points[1], angle.axis);
     const auto planar = joint_angle_deg(points[0], points[1], points[2]);
     if (!planar || !angle.foreshortening || (use_depth_ && track.has_depth)) return planar;
-    const auto chord = chord_angle_deg(span, std::hypot(points[0].x - points[2].x, points[0].y - points[2].y),
-                                       timestamp_us);
+    const auto chord =
+        chord_angle_deg(span, std::hypot(points[0].x - points[2].x, points[0].y - points[2].y), timestamp_us);
     return chord ? std::min(*planar, *chord) : planar;
   }
 
@@ -187,14 +187,12 @@ class RuleChecker {
       }
       state.active = false;
       if (rule.check == RuleCheck::kMin || rule.check == RuleCheck::kMax) {
+        // Judged when the rep completes (finish_rep): an angle hovering at a phase's threshold enters and leaves
+        // the phase several times, and judging each stretch would fault a descent that has not reached its bottom.
         if (in_phase && value) {
           state.extreme_deg = !state.extreme_deg              ? *value
                               : rule.check == RuleCheck::kMin ? std::min(*state.extreme_deg, *value)
                                                               : std::max(*state.extreme_deg, *value);
-        } else if (!in_phase && state.extreme_deg) {
-          // The phase is over: judge its extreme.
-          if (rule.condition.holds(*state.extreme_deg)) fire(rule, state, timestamp_us, emitter);
-          state.extreme_deg.reset();
         }
         continue;
       }
@@ -210,15 +208,23 @@ class RuleChecker {
     }
   }
 
-  // The rep ended (or was dropped): the rules may fire again for the next one. Returns the ids that fired.
-  std::vector<std::string> next_rep() {
+  // The rep (or hold) completed: the min/max rules judge the extreme of their phase over it; then every rule may
+  // fire again for the next one. Returns the ids that fired during the rep.
+  std::vector<std::string> finish_rep(int64_t timestamp_us, Emitter& emitter) {
     std::vector<std::string> fired;
     for (size_t r = 0; r < states_.size(); ++r) {
-      if (states_[r].fired) fired.push_back(exercise_.rules[r].id);
+      const FormRule& rule = exercise_.rules[r];
+      if (states_[r].extreme_deg && rule.condition.holds(*states_[r].extreme_deg)) {
+        fire(rule, states_[r], timestamp_us, emitter);
+      }
+      if (states_[r].fired) fired.push_back(rule.id);
       states_[r] = {};
     }
     return fired;
   }
+
+  // The rep was dropped (the driving angle unseen too long): nothing is judged.
+  void discard_rep() { std::fill(states_.begin(), states_.end(), RuleState{}); }
 
   void active_issues(std::vector<std::string>& out) const {
     for (size_t r = 0; r < states_.size(); ++r) {
@@ -308,7 +314,7 @@ class Counter {
     std::vector<std::string> phases = {phase()};
     if (state_ != State::kStart && state_ != State::kUnknown) phases.push_back("rep");
     rules_.update(angles, side_, phases, timestamp_us, emitter);
-    if (finished) finished->issues = rules_.next_rep();
+    if (finished) finished->issues = rules_.finish_rep(timestamp_us, emitter);
     return finished;
   }
 
@@ -376,6 +382,7 @@ class Counter {
     mid_rep_until_us_ = std::numeric_limits<int64_t>::min();
     state_ = State::kUnknown;
     samples_.clear();
+    rules_.discard_rep();
   }
 
   const Exercise& exercise_;
@@ -461,7 +468,8 @@ class ExerciseTracker {
 
   // The track ended: a hold in progress is reported.
   void finish(std::vector<Event>& events) {
-    if (hold_start_us_) end_hold(events);
+    Emitter emitter{.track_id = track_id_, .exercise = &exercise_, .events = &events, .rep_in_progress = reps_ + 1};
+    if (hold_start_us_) end_hold(emitter);
   }
 
   PersonSummary summary() const {
@@ -634,13 +642,14 @@ class ExerciseTracker {
         ++recognised_;
       }
     } else if (hold_start_us_ && timestamp_us - hold_last_us_ > microseconds(hold.grace_s)) {
-      end_hold(*emitter.events);
+      end_hold(emitter);
     }
     const std::string phases[] = {hold_start_us_ ? "hold" : ""};
     hold_rules_.update(angles, -1, phases, timestamp_us, emitter);
   }
 
-  void end_hold(std::vector<Event>& events) {
+  void end_hold(Emitter& emitter) {
+    std::vector<Event>& events = *emitter.events;
     const int64_t held_us = hold_last_us_ - *hold_start_us_;
     if (held_us >= microseconds(exercise_.hold->min_hold_s)) {
       longest_hold_us_ = std::max(longest_hold_us_, held_us);
@@ -651,11 +660,11 @@ class ExerciseTracker {
       event.start_us = *hold_start_us_;
       event.end_us = hold_last_us_;
       fill_ranges(hold_samples_, event);
-      event.form_issues = hold_rules_.next_rep();
+      event.form_issues = hold_rules_.finish_rep(hold_last_us_, emitter);
       sum_duration_s_ += seconds(held_us);
       events.push_back(std::move(event));
     } else {
-      hold_rules_.next_rep();
+      hold_rules_.discard_rep();
     }
     hold_start_us_.reset();
     hold_samples_.clear();

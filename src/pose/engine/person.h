@@ -12,18 +12,46 @@ namespace pose::engine {
 // COCO-17 order: nose, eyes (L, R), ears (L, R), shoulders, elbows, wrists, hips, knees, ankles (L, R each).
 inline constexpr int kCocoKeypointCount = 17;
 enum class Joint : uint8_t {
-  kNose, kLeftEye, kRightEye, kLeftEar, kRightEar, kLeftShoulder, kRightShoulder, kLeftElbow, kRightElbow,
-  kLeftWrist, kRightWrist, kLeftHip, kRightHip, kLeftKnee, kRightKnee, kLeftAnkle, kRightAnkle,
+  kNose,
+  kLeftEye,
+  kRightEye,
+  kLeftEar,
+  kRightEar,
+  kLeftShoulder,
+  kRightShoulder,
+  kLeftElbow,
+  kRightElbow,
+  kLeftWrist,
+  kRightWrist,
+  kLeftHip,
+  kRightHip,
+  kLeftKnee,
+  kRightKnee,
+  kLeftAnkle,
+  kRightAnkle,
 };
 // Lower-case snake names in COCO order ("left_knee"), the names exercise files and JSON use.
 inline constexpr std::array<const char*, kCocoKeypointCount> kJointNames = {
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-    "right_ankle"};
+    "nose",           "left_eye",   "right_eye",   "left_ear",   "right_ear",   "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+    "right_hip",      "left_knee",  "right_knee",  "left_ankle", "right_ankle"};
 // The skeleton's bones as joint index pairs, for drawing.
-inline constexpr std::array<std::array<int, 2>, 16> kBones = {{{5, 6}, {5, 7}, {7, 9}, {6, 8}, {8, 10}, {5, 11},
-                                                              {6, 12}, {11, 12}, {11, 13}, {13, 15}, {12, 14},
-                                                              {14, 16}, {0, 1}, {0, 2}, {1, 3}, {2, 4}}};
+inline constexpr std::array<std::array<int, 2>, 16> kBones = {{{5, 6},
+                                                               {5, 7},
+                                                               {7, 9},
+                                                               {6, 8},
+                                                               {8, 10},
+                                                               {5, 11},
+                                                               {6, 12},
+                                                               {11, 12},
+                                                               {11, 13},
+                                                               {13, 15},
+                                                               {12, 14},
+                                                               {14, 16},
+                                                               {0, 1},
+                                                               {0, 2},
+                                                               {1, 3},
+                                                               {2, 4}}};
 
 // COCO-17 keypoint i is BlazePose landmark kCocoFromBlazePose[i] (so a BlazePose Person's landmarks give its
 // keypoints a depth).

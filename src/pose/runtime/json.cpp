@@ -89,12 +89,19 @@ json analysis_json(const std::string& stream, const analysis::Event& event) {
                   {"anomaly_score", e.anomaly_score ? json(round3(*e.anomaly_score)) : json(nullptr)},
                   {"anomalous", e.anomalous}};
         } else if constexpr (std::is_same_v<T, analysis::FormEvent>) {
-          return {{"type", "form"},     {"stream", stream},         {"person", e.track_id},
-                  {"exercise", e.exercise}, {"t_s", seconds(e.timestamp_us)}, {"rule", e.rule},
-                  {"message", e.message},   {"severity", analysis::to_string(e.severity)}, {"rep", e.rep_index}};
+          return {{"type", "form"},
+                  {"stream", stream},
+                  {"person", e.track_id},
+                  {"exercise", e.exercise},
+                  {"t_s", seconds(e.timestamp_us)},
+                  {"rule", e.rule},
+                  {"message", e.message},
+                  {"severity", analysis::to_string(e.severity)},
+                  {"rep", e.rep_index}};
         } else {
-          return {{"type", "anomaly"},  {"stream", stream},        {"person", e.track_id},
-                  {"exercise", e.exercise}, {"rep", e.rep_index},      {"t_s", seconds(e.timestamp_us)},
+          return {{"type", "anomaly"},        {"stream", stream},
+                  {"person", e.track_id},     {"exercise", e.exercise},
+                  {"rep", e.rep_index},       {"t_s", seconds(e.timestamp_us)},
                   {"score", round3(e.score)}, {"threshold", round3(e.threshold)}};
         }
       },
@@ -112,10 +119,7 @@ std::string event_json(const Event& event, const JsonOptions& options) {
         } else if constexpr (std::is_same_v<T, AnalysisEvent>) {
           return analysis_json(e.stream_id, e.event);
         } else {
-          return {{"type", "status"},
-                  {"stream", e.stream_id},
-                  {"state", to_string(e.state)},
-                  {"message", e.message}};
+          return {{"type", "status"}, {"stream", e.stream_id}, {"state", to_string(e.state)}, {"message", e.message}};
         }
       },
       event);

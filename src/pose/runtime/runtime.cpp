@@ -205,8 +205,8 @@ class PipelineImpl final : public Pipeline {
     stream.source_fps = info.fps;
     {
       std::lock_guard lock(inbox_mutex_);
-      stream.keep_newest =
-          info.kind == video::SourceKind::kCamera || info.kind == video::SourceKind::kNetwork || source_options.realtime;
+      stream.keep_newest = info.kind == video::SourceKind::kCamera || info.kind == video::SourceKind::kNetwork ||
+                           source_options.realtime;
     }
     post_status(stream, StreamState::kRunning, describe(info));
     while (true) {
@@ -231,8 +231,8 @@ class PipelineImpl final : public Pipeline {
   static std::string describe(const video::SourceInfo& info) {
     std::string text = std::string(video::to_string(info.kind)) + " " + info.uri + ", " +
                        std::to_string(info.source_width) + "x" + std::to_string(info.source_height);
-    if (info.width != info.source_width) text += " analysed at " + std::to_string(info.width) + "x" +
-                                                 std::to_string(info.height);
+    if (info.width != info.source_width)
+      text += " analysed at " + std::to_string(info.width) + "x" + std::to_string(info.height);
     if (info.fps > 0) text += ", " + std::to_string(static_cast<int>(info.fps + 0.5)) + " fps";
     if (!info.codec.empty()) text += ", " + info.codec;
     return text;
@@ -306,15 +306,20 @@ class PipelineImpl final : public Pipeline {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(options_.max_wait_us);
     std::vector<const Stream*> contributed;
     size_t frames = 0;
+    // Each batch starts one stream further along: with small batches the first streams would otherwise always win.
+    const size_t first = active_streams_.empty() ? 0 : next_first_stream_++ % active_streams_.size();
     while (true) {
       bool took = false;
-      for (Stream* stream : active_streams_) {
+      for (size_t i = 0; i < active_streams_.size(); ++i) {
+        Stream* stream = active_streams_[(first + i) % active_streams_.size()];
         if (frames >= max_batch || stream->inbox.empty()) continue;
         InboxItem item = std::move(stream->inbox.front());
         stream->inbox.pop_front();
         took = true;
-        if (std::holds_alternative<StreamEnd>(item)) stream->end_taken = true;
-        else ++frames;
+        if (std::holds_alternative<StreamEnd>(item))
+          stream->end_taken = true;
+        else
+          ++frames;
         if (std::find(contributed.begin(), contributed.end(), stream) == contributed.end()) {
           contributed.push_back(stream);
         }
@@ -335,8 +340,7 @@ class PipelineImpl final : public Pipeline {
     std::vector<engine::Image> images;
     for (auto& [stream, item] : taken) {
       if (const auto* frame = std::get_if<video::Frame>(&item)) {
-        images.push_back({frame->bgr.data(), frame->width, frame->height, frame->width * 3,
-                          engine::PixelFormat::kBgr});
+        images.push_back({frame->bgr.data(), frame->width, frame->height, frame->width * 3, engine::PixelFormat::kBgr});
       }
     }
     FrameStamps stamps;
@@ -371,8 +375,10 @@ class PipelineImpl final : public Pipeline {
     std::vector<std::vector<engine::Person>> people(images.size());
     for (size_t i = 0; i < images.size(); ++i) {
       auto single = estimator_->estimate_batch(std::span<const engine::Image>(&images[i], 1));
-      if (single) people[i] = std::move(single->front());
-      else options_.logger.error("a frame failed inference: " + single.error().message);
+      if (single)
+        people[i] = std::move(single->front());
+      else
+        options_.logger.error("a frame failed inference: " + single.error().message);
     }
     return people;
   }
@@ -477,6 +483,7 @@ class PipelineImpl final : public Pipeline {
   std::condition_variable inbox_cv_;  // frames arrived, or shutting down
   std::condition_variable space_cv_;  // a blocking decoder may push again
   std::vector<Stream*> active_streams_;
+  size_t next_first_stream_ = 0;  // round-robin start of the next batch
   bool shutting_down_ = false;
 
   std::mutex results_mutex_;

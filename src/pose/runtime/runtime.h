@@ -88,12 +88,12 @@ using Subscriber = std::function<void(const Event&)>;
 struct PipelineOptions {
   engine::EstimatorOptions estimator;
   std::vector<std::shared_ptr<const analysis::Exercise>> exercises;  // what streams may name
-  analysis::AnalyzerOptions analyzer;  // its exercise and exercises are set per stream
+  analysis::AnalyzerOptions analyzer;                                // its exercise and exercises are set per stream
   track::TrackerOptions tracker;
-  int max_batch = 8;              // frames per inference call, across streams
-  int64_t max_wait_us = 2000;     // how long a partial batch waits for more frames
-  int queue_frames = 2;           // per file stream, between its decoder and the scheduler (live streams: 1)
-  bool keep_frames = false;       // attach the pixels to every FrameResult
+  int max_batch = 8;           // frames per inference call, across streams
+  int64_t max_wait_us = 2000;  // how long a partial batch waits for more frames
+  int queue_frames = 2;        // per file stream, between its decoder and the scheduler (live streams: 1)
+  bool keep_frames = false;    // attach the pixels to every FrameResult
   core::Logger logger;
 };
 

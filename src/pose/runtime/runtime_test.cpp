@@ -45,9 +45,8 @@ struct Recorder {
 
   size_t frames(const std::string& id) {
     std::lock_guard lock(mutex);
-    return static_cast<size_t>(std::count_if(by_stream[id].begin(), by_stream[id].end(), [](const Event& e) {
-      return std::holds_alternative<FrameResult>(e);
-    }));
+    return static_cast<size_t>(std::count_if(by_stream[id].begin(), by_stream[id].end(),
+                                             [](const Event& e) { return std::holds_alternative<FrameResult>(e); }));
   }
 
   int reps(const std::string& id) {
@@ -256,7 +255,8 @@ TEST(Pipeline, ManyPeopleAndEmptyFramesWithMultiPose) {
   ASSERT_TRUE(pipeline.ok()) << pipeline.error().message;
   Recorder recorder;
   (*pipeline)->subscribe(recorder.subscriber());
-  StreamSpec spec = file_stream("photos", std::filesystem::path(WB_SHARED_DIR) / "testdata" / "coco" / "images", "auto");
+  StreamSpec spec =
+      file_stream("photos", std::filesystem::path(WB_SHARED_DIR) / "testdata" / "coco" / "images", "auto");
   ASSERT_TRUE((*pipeline)->add_stream(spec).ok());
   (*pipeline)->wait();
   EXPECT_EQ(recorder.frames("photos"), 30u);

@@ -1,10 +1,8 @@
-// Cameras and network streams: a grabber thread decodes as fast as the source delivers into a one-frame slot
-// where the newest frame wins, and reopens the source with exponential backoff when reading fails.
+// Cameras and network streams, over either back-end: a grabber thread decodes as fast as the source delivers into a
+// one-frame slot where the newest frame wins, and reopens the source with exponential backoff when reading fails.
 
 #include <algorithm>
-#include <filesystem>
 #include <optional>
-#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -13,52 +11,18 @@
 namespace pose::video::detail {
 namespace {
 
-// Frame rates above this are timebases that some RTSP servers report, not frame rates.
-constexpr double kMaxPlausibleFps = 1000;
-
 std::string describe(const Target& target) { return std::string(to_string(target.kind)) + " " + target.redacted; }
-
-core::Result<cv::VideoCapture> open_capture(const Target& target, const SourceOptions& options) {
-  cv::VideoCapture capture;
-  if (target.kind == SourceKind::kCamera) {
-    const std::string device = "/dev/video" + std::to_string(target.camera_index);
-    std::error_code error;
-    if (!std::filesystem::exists(device, error)) {
-      return core::make_error(core::ErrorCode::kNotFound,
-                              "camera " + device +
-                                  " not found: no such device (ls /dev/video* lists the cameras; "
-                                  "in a container pass it with --device " +
-                                  device + ")");
-    }
-    if (!capture.open(target.camera_index, cv::CAP_V4L2) || !capture.isOpened()) {
-      return core::make_error(core::ErrorCode::kUnavailable,
-                              "camera " + device +
-                                  " cannot be opened: in use by another program, no permission "
-                                  "(join the video group), or not a capture device");
-    }
-    return capture;
-  }
-  // Bounded connect and reads: FFmpeg otherwise waits 30 s on a dead host and forever on a stalled stream.
-  const int timeout_ms = static_cast<int>(std::clamp<int64_t>(options.open_timeout_ms, 1, 3'600'000));
-  const std::vector<int> parameters = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv::CAP_PROP_READ_TIMEOUT_MSEC,
-                                       timeout_ms};
-  if (!capture.open(target.uri, cv::CAP_FFMPEG, parameters) || !capture.isOpened()) {
-    return core::make_error(core::ErrorCode::kUnavailable,
-                            "network stream " + target.redacted + " cannot be opened within " +
-                                std::to_string(timeout_ms) +
-                                " ms: connection refused or timed out, wrong path or credentials, or no video "
-                                "in the stream; check that the server is up and that the address plays in ffplay");
-  }
-  return capture;
-}
 
 class LiveSource final : public Source {
  public:
-  LiveSource(Target target, const SourceOptions& options, cv::VideoCapture capture, SourceInfo info)
+  // `decoder` was opened watching `grabber_stop`.
+  LiveSource(Target target, const SourceOptions& options, std::unique_ptr<StopSignal> grabber_stop,
+             std::unique_ptr<Decoder> decoder, SourceInfo info)
       : target_(std::move(target)),
         options_(options),
         info_(std::move(info)),
-        capture_(std::move(capture)),
+        grabber_stop_(std::move(grabber_stop)),
+        decoder_(std::move(decoder)),
         opened_us_(now_us()) {
     thread_ = std::thread([this] { grab(); });
   }
@@ -77,7 +41,9 @@ class LiveSource final : public Source {
     return *failure_;
   }
 
+  // Also abandons a network read blocked in the FFmpeg back-end (OpenCV's ends at its read timeout).
   void stop() override {
+    grabber_stop_->stop();
     {
       std::lock_guard lock(mutex_);
       stopped_ = true;
@@ -93,23 +59,29 @@ class LiveSource final : public Source {
   // accepts connections but sends nothing is given up on too.
   void grab() {
     Frame frame;
-    cv::Mat scratch;
     int64_t index = 0;
     int attempts = 0;
     int64_t backoff_ms = std::max<int64_t>(1, options_.reconnect_initial_ms);
-    while (!stopping()) {
-      if (capture_.isOpened() && read_frame(capture_, options_.max_side_px, &scratch, &frame)) {
-        attempts = 0;
-        backoff_ms = std::max<int64_t>(1, options_.reconnect_initial_ms);
-        frame.arrival_us = now_us();
-        frame.pts_us = frame.arrival_us - opened_us_;
-        frame.index = index++;
-        ++counters_.frames_decoded;
-        publish(&frame);
-        continue;
-      }
-      if (capture_.isOpened()) {
-        capture_.release();
+    while (!grabber_stop_->stopped()) {
+      if (decoder_) {
+        auto read = decoder_->read(&frame);
+        if (!read) {
+          fail(read.error());  // this stream can never decode here: reopening would not help
+          return;
+        }
+        counters_.decode_errors += read->corrupt_skipped;
+        if (read->frame) {
+          attempts = 0;
+          backoff_ms = std::max<int64_t>(1, options_.reconnect_initial_ms);
+          frame.arrival_us = now_us();
+          frame.pts_us = frame.arrival_us - opened_us_;
+          frame.index = index++;
+          ++counters_.frames_decoded;
+          publish(&frame);
+          continue;
+        }
+        decoder_.reset();
+        if (grabber_stop_->stopped()) return;
         options_.logger.warn(describe(target_), ": reading failed; reopening");
       }
       if (options_.max_reconnects >= 0 && attempts >= options_.max_reconnects) {
@@ -118,13 +90,14 @@ class LiveSource final : public Source {
                                   " attempts in a row); check the camera or the stream's server"));
         return;
       }
-      if (!wait_ms(backoff_ms)) return;
+      // A backoff that stop() cuts short.
+      if (!grabber_stop_->wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms))) return;
       backoff_ms = std::min(backoff_ms * 2, std::max(options_.reconnect_max_ms, options_.reconnect_initial_ms));
       ++attempts;
       ++counters_.reconnects;
-      auto reopened = open_capture(target_, options_);
+      auto reopened = open_decoder(target_, options_, grabber_stop_.get());
       if (reopened) {
-        capture_ = std::move(*reopened);
+        decoder_ = std::move(*reopened);
         options_.logger.info(describe(target_), ": reopened (attempt ", attempts, ")");
       } else {
         options_.logger.warn(describe(target_), ": reopen attempt ", attempts, " failed: ", reopened.error().message);
@@ -157,21 +130,13 @@ class LiveSource final : public Source {
     wake_.notify_all();
   }
 
-  bool stopping() {
-    std::lock_guard lock(mutex_);
-    return stopped_;
-  }
-
-  // A backoff that stop() cuts short; false when stopped.
-  bool wait_ms(int64_t ms) {
-    std::unique_lock lock(mutex_);
-    return !wake_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopped_; });
-  }
-
   const Target target_;
   const SourceOptions options_;
   const SourceInfo info_;
-  cv::VideoCapture capture_;  // the grabber thread's alone once it runs
+  // What the grabber's backoff and FFmpeg's blocked I/O watch; on the heap because the first decoder is opened,
+  // watching it, before this source exists.
+  const std::unique_ptr<StopSignal> grabber_stop_;
+  std::unique_ptr<Decoder> decoder_;  // the grabber thread's alone once it runs; null between failure and reopen
   const int64_t opened_us_;
   Counters counters_;
 
@@ -187,22 +152,17 @@ class LiveSource final : public Source {
 }  // namespace
 
 core::Result<std::unique_ptr<Source>> open_live(const Target& target, const SourceOptions& options) {
-  auto capture = open_capture(target, options);
-  if (!capture) return capture.error();
-  SourceInfo info;
+  auto stop = std::make_unique<StopSignal>();
+  auto decoder = open_decoder(target, options, stop.get());
+  if (!decoder) return decoder.error();
+  SourceInfo info = (*decoder)->stream();
   info.kind = target.kind;
   info.uri = target.redacted;
-  info.source_width = static_cast<int>(capture->get(cv::CAP_PROP_FRAME_WIDTH));
-  info.source_height = static_cast<int>(capture->get(cv::CAP_PROP_FRAME_HEIGHT));
-  const cv::Size size = fit_size(info.source_width, info.source_height, options.max_side_px);
-  info.width = size.width;
-  info.height = size.height;
-  const double fps = capture->get(cv::CAP_PROP_FPS);
-  info.fps = fps > 0 && fps < kMaxPlausibleFps ? fps : 0;
-  info.codec = fourcc_string(capture->get(cv::CAP_PROP_FOURCC));
-  options.logger.info("opened ", describe(target), ": ", info.source_width, "x", info.source_height, " ", info.codec,
-                      " at ", info.fps, " fps");
-  return std::unique_ptr<Source>(std::make_unique<LiveSource>(target, options, std::move(*capture), std::move(info)));
+  info.frame_count = -1;  // a live source has no end
+  options.logger.info("opened ", describe(target), " (", info.decoder, "): ", info.source_width, "x",
+                      info.source_height, " ", info.codec, " at ", info.fps, " fps");
+  return std::unique_ptr<Source>(
+      std::make_unique<LiveSource>(target, options, std::move(stop), std::move(*decoder), std::move(info)));
 }
 
 }  // namespace pose::video::detail

@@ -7,8 +7,6 @@
 #include <filesystem>
 #include <system_error>
 
-#include <opencv2/imgproc.hpp>
-
 #include "pose/video/sources.h"
 
 namespace pose::video {
@@ -95,7 +93,7 @@ core::Result<Target> classify(const std::string& uri) {
 
 }  // namespace
 
-cv::Size fit_size(int width, int height, int max_side_px) {
+Size fit_size(int width, int height, int max_side_px) {
   const int longer = std::max(width, height);
   if (max_side_px <= 0 || longer <= max_side_px) return {width, height};
   const double scale = static_cast<double>(max_side_px) / longer;
@@ -103,53 +101,35 @@ cv::Size fit_size(int width, int height, int max_side_px) {
           std::max(1, static_cast<int>(std::lround(height * scale)))};
 }
 
-void store_bgr(const cv::Mat& image, int max_side_px, Frame* frame) {
-  cv::Mat bgr = image;
-  if (image.type() == CV_8UC1) cv::cvtColor(image, bgr, cv::COLOR_GRAY2BGR);
-  if (image.type() == CV_8UC4) cv::cvtColor(image, bgr, cv::COLOR_BGRA2BGR);
-  const cv::Size size = fit_size(bgr.cols, bgr.rows, max_side_px);
-  frame->width = size.width;
-  frame->height = size.height;
-  frame->bgr.resize(static_cast<size_t>(size.area()) * 3);
-  // A Mat over the vector's memory: resize and copyTo write into it since its size and type already match.
-  cv::Mat packed(size, CV_8UC3, frame->bgr.data());
-  if (size != bgr.size()) {
-    cv::resize(bgr, packed, size, 0, 0, cv::INTER_AREA);
-  } else {
-    bgr.copyTo(packed);
-  }
+core::Error file_unopenable(const Target& target) {
+  return core::make_error(core::ErrorCode::kUnsupported,
+                          "video file " + target.redacted +
+                              " cannot be opened: not a video, damaged, or a container or codec this FFmpeg "
+                              "build cannot decode (mp4, mkv, avi, webm and mov with H.264, HEVC, VP8/9, "
+                              "MPEG-4 or MJPEG work; re-encode others with ffmpeg -i in.x -c:v libx264 out.mp4)");
 }
 
-bool read_frame(cv::VideoCapture& capture, int max_side_px, cv::Mat* scratch, Frame* frame) {
-  const int width = static_cast<int>(capture.get(cv::CAP_PROP_FRAME_WIDTH));
-  const int height = static_cast<int>(capture.get(cv::CAP_PROP_FRAME_HEIGHT));
-  if (width > 0 && height > 0 && fit_size(width, height, max_side_px) == cv::Size(width, height)) {
-    frame->bgr.resize(static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
-    cv::Mat packed(height, width, CV_8UC3, frame->bgr.data());
-    if (!capture.read(packed)) return false;
-    // The back-end reallocated: the stream's size or pixel format is not what it announced.
-    if (packed.data != frame->bgr.data() || !packed.isContinuous()) {
-      *scratch = packed;
-      store_bgr(*scratch, max_side_px, frame);
-      return true;
-    }
-    frame->width = width;
-    frame->height = height;
-    return true;
-  }
-  if (!capture.read(*scratch) || scratch->empty()) return false;
-  store_bgr(*scratch, max_side_px, frame);
-  return true;
+core::Error stream_unopenable(const Target& target, int64_t timeout_ms) {
+  return core::make_error(core::ErrorCode::kUnavailable,
+                          "network stream " + target.redacted + " cannot be opened within " +
+                              std::to_string(timeout_ms) +
+                              " ms: connection refused or timed out, wrong path or credentials, or no video "
+                              "in the stream; check that the server is up and that the address plays in ffplay");
 }
 
-std::string fourcc_string(double fourcc) {
-  const auto code = static_cast<uint32_t>(fourcc);
-  std::string text;
-  for (int shift = 0; shift < 32; shift += 8) {
-    const char c = static_cast<char>((code >> shift) & 0xFF);
-    if (std::isprint(static_cast<unsigned char>(c))) text += c;
+int64_t network_timeout_ms(const SourceOptions& options) {
+  return std::clamp<int64_t>(options.open_timeout_ms, 1, 3'600'000);
+}
+
+double plausible_fps(double fps) { return fps > 0 && fps < 1000 ? fps : 0; }
+
+const char* to_string(Backend backend) {
+  switch (backend) {
+    case Backend::kOpenCv: return "opencv";
+    case Backend::kFfmpeg: return "ffmpeg";
+    case Backend::kNvdec: return "nvdec";
   }
-  return code == 0 ? std::string() : text;
+  return "unknown";
 }
 
 SourceStats Counters::snapshot() const {
@@ -158,20 +138,16 @@ SourceStats Counters::snapshot() const {
 
 void StopSignal::stop() {
   {
+    // Set under the mutex so a waiter cannot miss the wake between testing the flag and sleeping.
     std::lock_guard lock(mutex_);
-    stopped_ = true;
+    stopped_.store(true, std::memory_order_release);
   }
   wake_.notify_all();
 }
 
-bool StopSignal::stopped() const {
-  std::lock_guard lock(mutex_);
-  return stopped_;
-}
-
 bool StopSignal::wait_until(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mutex_);
-  return !wake_.wait_until(lock, deadline, [this] { return stopped_; });
+  return !wake_.wait_until(lock, deadline, [this] { return stopped(); });
 }
 
 bool Pacer::wait_for_pts(int64_t pts_us, StopSignal& stop) {
@@ -186,6 +162,79 @@ bool Pacer::wait_for_pts(int64_t pts_us, StopSignal& stop) {
 
 }  // namespace detail
 
+namespace detail {
+namespace {
+
+constexpr bool kHaveOpenCv =
+#ifdef WB_HAVE_OPENCV
+    true;
+#else
+    false;
+#endif
+constexpr bool kHaveFfmpeg =
+#ifdef WB_HAVE_FFMPEG
+    true;
+#else
+    false;
+#endif
+
+// SourceOptions::decoder, checked against what the build has and what the source needs: cameras and image
+// folders only decode through OpenCV (V4L2, imread).
+core::Result<Backend> choose_backend(const std::string& decoder, const Target& target) {
+  const auto no_build = [&](const char* library, const char* instead) {
+    return core::make_error(core::ErrorCode::kUnsupported, "video source " + target.redacted + ": decoder '" + decoder +
+                                                               "' needs " + library +
+                                                               ", which this build does not have; " + instead);
+  };
+  Backend backend = Backend::kOpenCv;
+  if (decoder == "auto") {
+    // FFmpeg directly when the build has it: decoding, colour conversion and downscaling in one pass costs about
+    // half of OpenCV's full-size conversion followed by a resize (bench/video_decode_bench).
+    backend = kHaveFfmpeg ? Backend::kFfmpeg : Backend::kOpenCv;
+  } else if (decoder == "opencv") {
+    backend = Backend::kOpenCv;
+  } else if (decoder == "ffmpeg") {
+    backend = Backend::kFfmpeg;
+  } else if (decoder == "nvdec") {
+    backend = Backend::kNvdec;
+  } else {
+    return core::make_error(core::ErrorCode::kInvalidArgument,
+                            "video source " + target.redacted + ": unknown decoder '" + decoder +
+                                "'; use auto, opencv, ffmpeg (software) or nvdec (FFmpeg with NVIDIA's decoder)");
+  }
+  const bool opencv_only = target.kind == SourceKind::kCamera || target.kind == SourceKind::kImageFolder;
+  if (opencv_only && !kHaveOpenCv) {
+    return core::make_error(core::ErrorCode::kUnsupported,
+                            std::string(to_string(target.kind)) + " " + target.redacted +
+                                ": this build has no OpenCV, which cameras and image folders need; use a video "
+                                "file or a network stream");
+  }
+  if (opencv_only) return Backend::kOpenCv;  // the choice of decoder concerns video files and streams
+  if (backend == Backend::kOpenCv && !kHaveOpenCv) return no_build("OpenCV", "use decoder ffmpeg or nvdec");
+  if (backend != Backend::kOpenCv && !kHaveFfmpeg) {
+    return no_build("the FFmpeg libraries (libavformat, libavcodec, libswscale)", "use decoder opencv");
+  }
+  return backend;
+}
+
+}  // namespace
+
+core::Result<std::unique_ptr<Decoder>> open_decoder(const Target& target, const SourceOptions& options,
+                                                    StopSignal* stop) {
+#ifdef WB_HAVE_OPENCV
+  if (target.backend == Backend::kOpenCv) return open_opencv(target, options);
+#endif
+#ifdef WB_HAVE_FFMPEG
+  if (target.backend != Backend::kOpenCv) return open_ffmpeg(target, options, stop);
+#endif
+  (void)options;
+  (void)stop;
+  return core::make_error(core::ErrorCode::kInternal,
+                          "video source: back-end " + std::string(to_string(target.backend)) + " is not in this build");
+}
+
+}  // namespace detail
+
 core::Result<std::unique_ptr<Source>> Source::open(const SourceOptions& options) {
   auto target = detail::classify(options.uri);
   if (!target) return target.error();
@@ -193,9 +242,25 @@ core::Result<std::unique_ptr<Source>> Source::open(const SourceOptions& options)
     return core::make_error(core::ErrorCode::kInvalidArgument,
                             "video source " + target->redacted + ": max_side_px must be 0 (keep) or positive");
   }
+  if (options.loops < 0) {
+    return core::make_error(core::ErrorCode::kInvalidArgument,
+                            "video source " + target->redacted + ": loops must be 0 (forever) or positive");
+  }
+  if (options.decode_threads < 0) {
+    return core::make_error(core::ErrorCode::kInvalidArgument,
+                            "video source " + target->redacted + ": decode_threads must be 0 (automatic) or positive");
+  }
+  auto backend = detail::choose_backend(options.decoder, *target);
+  if (!backend) return backend.error();
+  target->backend = *backend;
   switch (target->kind) {
     case SourceKind::kFile: return detail::open_file(*target, options);
-    case SourceKind::kImageFolder: return detail::open_folder(*target, options);
+    case SourceKind::kImageFolder:
+#ifdef WB_HAVE_OPENCV
+      return detail::open_folder(*target, options);
+#else
+      break;  // refused by choose_backend
+#endif
     case SourceKind::kCamera:
     case SourceKind::kNetwork: return detail::open_live(*target, options);
   }

@@ -1,6 +1,8 @@
 #pragma once
-// Private to pose/video: the source implementations behind Source::open and the pieces they share (frame
-// conversion, pacing, counters). OpenCV is visible here, never in video.h.
+// Private to pose/video: the sources behind Source::open and the pieces they share. Two back-ends decode (OpenCV's
+// VideoCapture, FFmpeg's libraries directly); each implements Decoder, and the file and live sources run over any
+// Decoder, so pacing, truncation checks, newest-wins delivery and reconnects exist once. No back-end's types are
+// visible here.
 
 #include <atomic>
 #include <chrono>
@@ -10,27 +12,30 @@
 #include <mutex>
 #include <string>
 
-#include <opencv2/core.hpp>
-#include <opencv2/videoio.hpp>
-
 #include "pose/video/video.h"
 
 namespace pose::video::detail {
 
+struct Size {
+  int width = 0;
+  int height = 0;
+  bool operator==(const Size&) const = default;
+};
+
 // The size a w x h image becomes when its longer side is limited to max_side_px (0: unchanged); aspect kept.
-cv::Size fit_size(int width, int height, int max_side_px);
+Size fit_size(int width, int height, int max_side_px);
 
-// Writes `image` (any 8-bit 1, 3 or 4 channel Mat, continuous or not) into frame->bgr as packed BGR, downscaled
-// with INTER_AREA to fit max_side_px. frame->bgr's allocation is reused when it is large enough.
-void store_bgr(const cv::Mat& image, int max_side_px, Frame* frame);
+enum class Backend { kOpenCv, kFfmpeg, kNvdec };
+const char* to_string(Backend backend);
 
-// Reads the next frame of `capture` into frame->bgr. When no downscale is needed the capture decodes straight
-// into the vector's memory (OpenCV keeps an output Mat whose size and type already match); otherwise `scratch`
-// holds the decoded image between reads so its allocation is reused.
-bool read_frame(cv::VideoCapture& capture, int max_side_px, cv::Mat* scratch, Frame* frame);
-
-// "avc1" from CAP_PROP_FOURCC; empty when the back-end does not say.
-std::string fourcc_string(double fourcc);
+// What Source::open decided the uri is and which back-end decodes it.
+struct Target {
+  SourceKind kind = SourceKind::kFile;
+  std::string uri;        // as given (with credentials, which only the back-end sees)
+  std::string redacted;   // for messages
+  int camera_index = -1;  // kCamera
+  Backend backend = Backend::kOpenCv;
+};
 
 // Counters that stats() reads from any thread while the decoding thread updates them.
 struct Counters {
@@ -42,18 +47,18 @@ struct Counters {
 };
 
 // A stop flag that also interrupts waits: stop() wakes a pacing or backoff wait at once instead of leaving it to
-// run out. Thread-safe.
+// run out, and FFmpeg's I/O polls stopped() to abandon a blocked read. Thread-safe.
 class StopSignal {
  public:
   void stop();
-  bool stopped() const;
+  bool stopped() const { return stopped_.load(std::memory_order_acquire); }
   // Waits until `deadline` or stop(); returns false when stopped.
   bool wait_until(std::chrono::steady_clock::time_point deadline);
 
  private:
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::condition_variable wake_;
-  bool stopped_ = false;
+  std::atomic<bool> stopped_{false};  // lock-free to read: FFmpeg's interrupt callback asks on every I/O wait
 };
 
 // Files and folders: delivery times for realtime pacing. The first frame sets the origin; frame k is due when
@@ -69,16 +74,47 @@ class Pacer {
   std::chrono::steady_clock::time_point origin_;
 };
 
-// What Source::open decided the uri is.
-struct Target {
-  SourceKind kind = SourceKind::kFile;
-  std::string uri;        // as given (with credentials, which only the back-end sees)
-  std::string redacted;   // for messages
-  int camera_index = -1;  // kCamera
+// One opened video stream of one back-end, demuxed and decoded on the calling thread. Not thread-safe; only the
+// StopSignal given when it was opened reaches it from another thread.
+class Decoder {
+ public:
+  struct Read {
+    bool frame = false;           // false: the stream ended or reading failed (a live source reopens then)
+    int64_t corrupt_skipped = 0;  // packets that failed to decode and were skipped on the way
+  };
+
+  virtual ~Decoder() = default;
+  Decoder() = default;
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  // The stream as opened: source and delivered sizes, fps (0: unknown), frame_count (-1: unknown) and codec;
+  // kind and uri are left to the source.
+  virtual const SourceInfo& stream() const = 0;
+  // Decodes the next frame into frame->bgr, width, height and pts_us (media time since the stream's start, as the
+  // container says; the file source repairs missing or repeated ones). An error only when the back-end can never
+  // decode this stream (NVDEC missing): retrying or reopening would not help.
+  virtual core::Result<Read> read(Frame* frame) = 0;
 };
 
+// What both back-ends say when a file or stream will not open, so that messages do not depend on the back-end.
+core::Error file_unopenable(const Target& target);
+core::Error stream_unopenable(const Target& target, int64_t timeout_ms);
+// Network sources: the bound on connecting and on each read, from SourceOptions::open_timeout_ms.
+int64_t network_timeout_ms(const SourceOptions& options);
+// Rates outside (0, 1000) fps are unknown (0): some RTSP servers report their timebase as the frame rate.
+double plausible_fps(double fps);
+
+// Opens target.uri with target.backend. `stop` (may be null) abandons network I/O blocked in open or read.
+core::Result<std::unique_ptr<Decoder>> open_decoder(const Target& target, const SourceOptions& options,
+                                                    StopSignal* stop);
+// The back-ends, defined where the build has them (WB_HAVE_OPENCV, WB_HAVE_FFMPEG); open_decoder picks.
+core::Result<std::unique_ptr<Decoder>> open_opencv(const Target& target, const SourceOptions& options);
+core::Result<std::unique_ptr<Decoder>> open_ffmpeg(const Target& target, const SourceOptions& options,
+                                                   StopSignal* stop);
+
 core::Result<std::unique_ptr<Source>> open_file(const Target& target, const SourceOptions& options);
-core::Result<std::unique_ptr<Source>> open_folder(const Target& target, const SourceOptions& options);
+core::Result<std::unique_ptr<Source>> open_folder(const Target& target, const SourceOptions& options);  // OpenCV
 core::Result<std::unique_ptr<Source>> open_live(const Target& target, const SourceOptions& options);
 
 }  // namespace pose::video::detail

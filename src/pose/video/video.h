@@ -1,7 +1,10 @@
 #pragma once
 // Frames in and out of the analyzer: video files (mp4, mkv, avi, webm, mov), image folders, V4L2 cameras and
-// RTSP/HTTP streams through OpenCV's FFmpeg and V4L2 back-ends; an annotated video out (skeleton, angles, rep
-// counter and feedback drawn on the frames). OpenCV stays behind this header.
+// RTSP/HTTP streams; an annotated video out (skeleton, angles, rep counter and feedback drawn on the frames).
+// Two decoding back-ends, chosen by SourceOptions::decoder: OpenCV (its FFmpeg and V4L2 back-ends; also the one
+// that reads image folders and cameras) and FFmpeg's libraries directly, in software or on NVIDIA's NVDEC. A build
+// may have either or both: without OpenCV there are no image folders, cameras, overlays or writers (draw_overlay
+// does nothing, Writer::create fails with kUnsupported). Neither library is visible through this header.
 //
 // Live sources (cameras, network streams) decode on their own thread and keep only the newest frame: a frame
 // not taken before the next one arrives is dropped and counted. When a live source drops it is reopened with
@@ -44,6 +47,7 @@ struct SourceOptions {
   // A file or folder path, a camera ("/dev/video0", "camera:0" or "0"), or rtsp://, rtsps://, http(s)://.
   std::string uri;
   bool realtime = false;   // files and folders: pace at the frame rate (live sources always are)
+  int loops = 1;           // video files: play this many times, timestamps running on (0: forever, until stop())
   int max_side_px = 0;     // downscale so the longer side is at most this many pixels (0: keep the size)
   double folder_fps = 30;  // image folders: the frame rate their timestamps assume
   // Live sources: reopen after a failure, waiting initial, doubling up to max; give up after max_reconnects in a
@@ -52,7 +56,13 @@ struct SourceOptions {
   int64_t reconnect_max_ms = 8000;
   int max_reconnects = 5;
   int64_t open_timeout_ms = 5000;  // network sources: connecting and each read
-  core::Logger logger{};           // discards by default
+  // Video files and network streams: "auto" (FFmpeg where the build has it, else OpenCV), "opencv", "ffmpeg"
+  // (software) or "nvdec" (FFmpeg with NVIDIA's hardware decoder: fails with kUnavailable where there is no
+  // CUDA driver, libnvcuvid or NVDEC support for the codec; never falls back to software). Cameras and image
+  // folders always decode through OpenCV.
+  std::string decoder = "auto";
+  int decode_threads = 0;  // FFmpeg software decoding: codec threads per source (0: min(4, cores))
+  core::Logger logger{};   // discards by default
 };
 
 struct SourceInfo {
@@ -62,7 +72,8 @@ struct SourceInfo {
   int source_width = 0, source_height = 0;
   double fps = 0;            // nominal; 0 when unknown
   int64_t frame_count = -1;  // files and folders; -1 when unknown
-  std::string codec;         // FourCC or "image" for folders
+  std::string decoder;       // the back-end that decodes: "opencv", "ffmpeg" or "nvdec"
+  std::string codec;         // FourCC ("avc1"), the codec's name when the container has none, or "image"
 };
 
 struct SourceStats {
@@ -111,13 +122,14 @@ struct Overlay {
   std::vector<std::string> banner;  // top-left lines (stream, fps, exercise)
 };
 
-// Draws in place; coordinates outside the frame are clipped.
+// Draws in place; coordinates outside the frame are clipped. Does nothing in a build without OpenCV.
 void draw_overlay(Frame& frame, const Overlay& overlay);
 
 class Writer {
  public:
   // mp4 (H.264 when the FFmpeg build has an encoder, else MPEG-4 part 2), avi (MJPG), or an image folder when the
-  // path has no extension. Fails when the path's folder does not exist or no encoder is available.
+  // path has no extension. Fails when the path's folder does not exist or no encoder is available, and always
+  // (kUnsupported) in a build without OpenCV.
   static core::Result<std::unique_ptr<Writer>> create(const std::string& path, int width, int height, double fps);
   virtual ~Writer() = default;
   virtual core::Result<void> write(const Frame& frame) = 0;  // frame size must match create()

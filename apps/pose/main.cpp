@@ -79,6 +79,8 @@ std::vector<Option> option_table() {
       {"runtime.max_wait_ms", "max-wait-ms", "", "2", "how long a partial batch waits for more streams",
        OptionKind::kFloat},
       {"bench.source", "source", "", "", "bench-streams: the video file to copy", OptionKind::kPath},
+      {"bench.trace", "trace", "", "", "bench-streams: write every frame's stage timestamps here (CSV)",
+       OptionKind::kPath},
       {"bench.no_realtime", "no-realtime", "", "false", "bench-streams: read as fast as possible, not paced",
        OptionKind::kBool},
       {"eval.gt", "gt", "", "", "COCO person_keypoints ground truth (JSON)", OptionKind::kPath},

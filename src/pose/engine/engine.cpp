@@ -52,6 +52,8 @@ core::Result<std::unique_ptr<Estimator>> Estimator::create(const EstimatorOption
   return family->create(options);
 }
 
+core::Result<void> Estimator::warm_up(int /*max_batch*/) { return {}; }
+
 core::Result<std::vector<std::vector<Person>>> Estimator::estimate_batch(std::span<const Image> images) {
   std::vector<std::vector<Person>> results;
   for (const Image& image : images) {

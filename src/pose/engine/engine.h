@@ -65,6 +65,9 @@ class Estimator {
   // Several independent frames (several streams, no tracking) in one inference call where the model allows it
   // (single-pose MoveNet): the way to fill a GPU. One result per frame, in order; any bad frame fails the call.
   virtual core::Result<std::vector<std::vector<Person>>> estimate_batch(std::span<const Image> images);
+  // Runs the networks once at every batch shape estimate_batch uses up to max_batch, so the first real frames do
+  // not pay for building kernels (on CUDA, seconds per new shape). Optional: a no-op where nothing is built.
+  virtual core::Result<void> warm_up(int max_batch);
   // Forgets tracking state (a new stream, a scene cut).
   virtual void reset() = 0;
   virtual const std::string& model() const = 0;

@@ -100,7 +100,11 @@ class SinglePose final : public Estimator {
         rois.push_back(letterbox_roi(image.width, image.height));
         crops.push_back(movenet_input(*frame, rois.back(), size_, size_));
       }
-      const at::Tensor input = (crops.size() == 1 ? crops.front() : at::cat(crops, 0)).to(at::kFloat);
+      at::Tensor input = (crops.size() == 1 ? crops.front() : at::cat(crops, 0)).to(at::kFloat);
+      const int64_t padded = padded_batch(static_cast<int64_t>(images.size()));
+      if (padded > input.size(0)) {
+        input = at::cat({input, at::zeros({padded - input.size(0), size_, size_, 3}, input.options())}, 0);
+      }
       auto heads = graph_->run(std::span<const at::Tensor>(&input, 1));
       if (!heads) return heads.error();
       const at::Tensor keypoints =
@@ -116,7 +120,31 @@ class SinglePose final : public Estimator {
   void reset() override {}
   const std::string& model() const override { return options_.model; }
 
+  // The whole path, not only the network: upload buffers, the crop's matrix product and the decoding also set
+  // themselves up on first use. Frames of 640x360 stand in for the stream's (their size changes only buffer sizes).
+  core::Result<void> warm_up(int max_batch) override {
+    const std::vector<uint8_t> black(640 * 360 * 3, 0);
+    for (int64_t batch = 1; batch <= padded_batch(std::max(max_batch, 1)); batch *= 2) {
+      if (padded_batch(batch) != batch) continue;
+      const std::vector<Image> images(static_cast<size_t>(batch),
+                                      Image{black.data(), 640, 360, 640 * 3, PixelFormat::kBgr});
+      auto people = estimate_batch(images);
+      if (!people) return people.error();
+    }
+    return {};
+  }
+
  private:
+  // On CUDA a batch is padded to the next power of two: every new input shape makes cuDNN build its convolution
+  // plans (seconds for a whole network), so a stream count that varies must not mean a new shape per frame. On the
+  // CPU there is nothing to build and padding would only cost.
+  int64_t padded_batch(int64_t batch) const {
+    if (options_.device != Device::kCuda) return batch;
+    int64_t padded = 1;
+    while (padded < batch) padded *= 2;
+    return padded;
+  }
+
   EstimatorOptions options_;
   std::unique_ptr<graph::Graph> graph_;
   int size_;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -72,9 +73,15 @@ class PipelineImpl final : public Pipeline {
  public:
   PipelineImpl(PipelineOptions options, std::unique_ptr<engine::Estimator> estimator)
       : options_(std::move(options)), estimator_(std::move(estimator)) {
-    scheduler_ = std::thread([this] { schedule(); });
+    scheduler_ = std::thread([this] {
+      warmed_.set_value(warm_up());
+      schedule();
+    });
     analyser_ = std::thread([this] { analyse(); });
   }
+
+  // The scheduler's warm-up, done: Pipeline::create waits for it so no stream pays for it.
+  core::Result<void> warmed() { return warmed_future_.get(); }
 
   ~PipelineImpl() override {
     stop();
@@ -277,6 +284,19 @@ class PipelineImpl final : public Pipeline {
     item.stream = &stream;
     item.status = StreamStatusEvent{stream.spec.id, state, std::move(message), video::now_us()};
     push_result(std::move(item));
+  }
+
+  // On CUDA every new batch shape makes cuDNN build its convolution plans (seconds for a network), and LibTorch
+  // caches those plans per thread: so the warm-up runs here, on the thread that will run every batch.
+  core::Result<void> warm_up() {
+    if (options_.estimator.device != engine::Device::kCuda) return {};
+    const int64_t start_us = video::now_us();
+    auto warmed = estimator_->warm_up(options_.max_batch);
+    if (warmed) {
+      options_.logger.info("estimator warmed up for batches up to ", options_.max_batch, " in ",
+                           (video::now_us() - start_us) / 1000, " ms");
+    }
+    return warmed;
   }
 
   // The scheduler thread: the only one that calls the estimator.
@@ -496,6 +516,8 @@ class PipelineImpl final : public Pipeline {
   std::mutex subscribers_mutex_;
   std::vector<Subscriber> subscribers_;
 
+  std::promise<core::Result<void>> warmed_;
+  std::future<core::Result<void>> warmed_future_ = warmed_.get_future();
   std::thread scheduler_;
   std::thread analyser_;
 };
@@ -512,7 +534,9 @@ core::Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineOptions& 
   }
   auto estimator = engine::Estimator::create(options.estimator);
   if (!estimator) return estimator.error();
-  return std::unique_ptr<Pipeline>(new PipelineImpl(options, std::move(*estimator)));
+  auto pipeline = std::make_unique<PipelineImpl>(options, std::move(*estimator));
+  if (auto warmed = pipeline->warmed(); !warmed) return warmed.error();
+  return std::unique_ptr<Pipeline>(std::move(pipeline));
 }
 
 }  // namespace pose::runtime

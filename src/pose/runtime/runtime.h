@@ -108,7 +108,9 @@ struct StreamStats {
 
 class Pipeline {
  public:
-  // Loads the estimator; fails for a bad model, missing model files or CUDA unavailable.
+  // Loads the estimator; fails for a bad model, missing model files or CUDA unavailable. On CUDA it also runs the
+  // network once per batch shape (powers of two up to max_batch) on the scheduler thread, which takes seconds per
+  // shape, so that no stream's frames wait for cuDNN to build its plans.
   static core::Result<std::unique_ptr<Pipeline>> create(const PipelineOptions& options);
   virtual ~Pipeline() = default;
   Pipeline() = default;

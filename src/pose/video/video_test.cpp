@@ -156,7 +156,7 @@ TEST(FileSourceTest, MaxSideDownscalesWithInterAreaKeepingTheAspectRatio) {
   cv::Mat expected;
   cv::resize(original, expected, cv::Size(640, 360), 0, 0, cv::INTER_AREA);
 
-  auto source = open_or_die({.uri = kPushUp, .max_side_px = 640});
+  auto source = open_or_die({.uri = kPushUp, .max_side_px = 640, .decoder = "opencv"});
   ASSERT_TRUE(source);
   EXPECT_EQ(source->info().width, 640);
   EXPECT_EQ(source->info().height, 360);

@@ -34,15 +34,24 @@ int main(int argc, char** argv) {
   double slow_ms = 50;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--source") source = value;
-    else if (flag == "--device") device = value;
-    else if (flag == "--precision") precision = value;
-    else if (flag == "--model") model = value;
-    else if (flag == "--decoder") decoder = value;
-    else if (flag == "--calls") calls = std::stoi(value);
-    else if (flag == "--max-batch") max_batch = std::stoi(value);
-    else if (flag == "--decoders") decoders = std::stoi(value);
-    else if (flag == "--slow-ms") slow_ms = std::stod(value);
+    if (flag == "--source")
+      source = value;
+    else if (flag == "--device")
+      device = value;
+    else if (flag == "--precision")
+      precision = value;
+    else if (flag == "--model")
+      model = value;
+    else if (flag == "--decoder")
+      decoder = value;
+    else if (flag == "--calls")
+      calls = std::stoi(value);
+    else if (flag == "--max-batch")
+      max_batch = std::stoi(value);
+    else if (flag == "--decoders")
+      decoders = std::stoi(value);
+    else if (flag == "--slow-ms")
+      slow_ms = std::stod(value);
     else {
       std::cerr << "pose_batch_bench: unknown flag " << flag << "\n";
       return 2;
@@ -66,7 +75,8 @@ int main(int argc, char** argv) {
   pose::engine::EstimatorOptions estimator_options;
   estimator_options.model = model;
   estimator_options.device = device == "cuda" ? pose::engine::Device::kCuda : pose::engine::Device::kCpu;
-  estimator_options.precision = precision == "fp16" ? pose::engine::Precision::kFloat16 : pose::engine::Precision::kFloat32;
+  estimator_options.precision =
+      precision == "fp16" ? pose::engine::Precision::kFloat16 : pose::engine::Precision::kFloat32;
   estimator_options.track = false;
   auto estimator = pose::engine::Estimator::create(estimator_options);
   if (!estimator) {
@@ -135,9 +145,10 @@ int main(int argc, char** argv) {
                               {"decoders", decoders},
                               {"warm_up_ms", warm_up_ms},
                               {"calls", calls},
-                              {"ms_per_call", {{"p50", percentile(times_ms, 0.5)},
-                                               {"p99", percentile(times_ms, 0.99)},
-                                               {"max", percentile(times_ms, 1.0)}}},
+                              {"ms_per_call",
+                               {{"p50", percentile(times_ms, 0.5)},
+                                {"p99", percentile(times_ms, 0.99)},
+                                {"max", percentile(times_ms, 1.0)}}},
                               {"background_decoded_fps", static_cast<double>(decoded) / seconds},
                               {"slow_calls", slow}}
                    .dump(2)

@@ -62,7 +62,9 @@ class AngleMeter {
       std::array<double, 2> scores{};
       for (size_t v = 0; v < angle.variants.size(); ++v) {
         const auto raw = measure_variant(angle, angle.variants[v], track, timestamp_us, spans_[a][v], scores[v]);
-        if (raw) values[v] = smooth(filters_[a][v], *raw, timestamp_us);
+        const bool valid = raw && (!angle.valid_above_deg || *raw > *angle.valid_above_deg) &&
+                           (!angle.valid_below_deg || *raw < *angle.valid_below_deg);
+        if (valid) values[v] = smooth(filters_[a][v], *raw, timestamp_us);
       }
       if (!angle.sided()) {
         out[a].combined = values[0];

@@ -176,6 +176,22 @@ TEST(StreamAnalyzer, CountsNoisySquatsExactly) {
   EXPECT_TRUE(result.forms.empty());  // deep enough and upright
 }
 
+// Values outside an angle's valid range are not measured: with the knee valid only above 100 degrees, squats to 80
+// never show a knee below 100 (in rep records, rules or counting); valid above 60, the bottom of 80 is seen.
+TEST(StreamAnalyzer, ValuesOutsideTheValidRangeAreNotMeasured) {
+  const auto with_valid_above = [](const char* degrees) {
+    std::string toml = kKneeBends;
+    toml.replace(toml.find("side = \"both\""), 13, std::string("side = \"both\"\nvalid_above_deg = ") + degrees);
+    return toml;
+  };
+  const auto gated = run(with_valid_above("100"), "knee-bends", 630, squats(2.0, 80, 0.0));
+  for (const auto& rep : gated.reps) EXPECT_GT(rep.angles.at("knee").min_deg, 100.0);
+  const auto loose = run(with_valid_above("60"), "knee-bends", 630, squats(2.0, 80, 0.0));
+  ASSERT_EQ(loose.reps.size(), 10u);
+  EXPECT_NEAR(loose.reps[0].angles.at("knee").min_deg, 80, 3);
+  EXPECT_FALSE(parse_exercise(with_valid_above("100\nvalid_below_deg = 90"), "bad.toml").ok());
+}
+
 TEST(StreamAnalyzer, NoRepsFromNoiseInsideTheHysteresisBand) {
   // Wobbling between 115 and 145 with noise: never above 150 or below 110.
   auto random = std::make_shared<std::mt19937>(3);

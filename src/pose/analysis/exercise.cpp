@@ -190,7 +190,9 @@ std::optional<PointRef> resolve_point(Reader& reader, const std::string& key, co
 
 void parse_angle(Reader& reader, const std::string& name, const toml::table& table, Exercise& exercise) {
   const std::string where = "angles." + name;
-  reader.only_keys(table, where, {"joints", "segment", "from", "side", "combine", "foreshortening"});
+  reader.only_keys(
+      table, where,
+      {"joints", "segment", "from", "side", "combine", "foreshortening", "valid_above_deg", "valid_below_deg"});
   AngleDef angle;
   angle.name = name;
   const bool has_joints = table.contains("joints"), has_segment = table.contains("segment");
@@ -210,6 +212,11 @@ void parse_angle(Reader& reader, const std::string& name, const toml::table& tab
   if (has_segment && from.empty()) reader.fail(Reader::join(where, "from"), "missing: \"vertical\" or \"horizontal\"");
   angle.axis = from == "horizontal" ? Axis::kHorizontal : Axis::kVertical;
   angle.foreshortening = reader.boolean(table, where, "foreshortening").value_or(false);
+  angle.valid_above_deg = reader.number(table, where, "valid_above_deg", false, -360, 360);
+  angle.valid_below_deg = reader.number(table, where, "valid_below_deg", false, -360, 360);
+  if (angle.valid_above_deg && angle.valid_below_deg && *angle.valid_above_deg >= *angle.valid_below_deg) {
+    reader.fail(Reader::join(where, "valid_above_deg"), "must be less than valid_below_deg");
+  }
   if (has_segment && angle.foreshortening) {
     reader.fail(Reader::join(where, "foreshortening"), "only joint angles (three joints) can correct it");
   }

@@ -35,6 +35,10 @@ struct AngleDef {
   // angle. A limb bending toward the camera (a squat or push-up filmed from the front) looks straight in 2D, but
   // its ends still come together. Not used when the track has depth (BlazePose): then the angle is 3D.
   bool foreshortening = false;
+  // Values outside (valid_above_deg, valid_below_deg) cannot be this angle in a view the exercise supports (a push-up's
+  // body line of 5 degrees is a front view foreshortening the legs): they count as not measured, so no rule or
+  // counter acts on them.
+  std::optional<double> valid_above_deg, valid_below_deg;
   std::vector<AngleVariant> variants;  // one, or left and right (side = "both")
   bool sided() const { return variants.size() == 2; }
 };

@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
   std::atomic<bool> done{false};
   std::atomic<int64_t> decoded{0};
   std::vector<std::thread> load;
+  load.reserve(static_cast<size_t>(std::max(decoders, 0)));
   for (int d = 0; d < decoders; ++d) {
     load.emplace_back([&] {
       pose::video::SourceOptions looping = options;

@@ -208,9 +208,9 @@ int analyze(const core::config::Config& config) {
     std::cerr << "pose analyze: " << options.error().message << "\n";
     return 2;
   }
-  const std::string annotate_path = config.text("analyze.annotate");
-  const std::string events_path = config.text("analyze.events");
-  const std::string exercise = config.text("analyze.exercise");
+  const std::string& annotate_path = config.text("analyze.annotate");
+  const std::string& events_path = config.text("analyze.events");
+  const std::string& exercise = config.text("analyze.exercise");
   options->keep_frames = !annotate_path.empty();
   std::ofstream events;
   if (!events_path.empty()) {
@@ -344,7 +344,7 @@ int analyze(const core::config::Config& config) {
 }
 
 int bench_streams(const core::config::Config& config) {
-  const std::string source = config.text("bench.source");
+  const std::string& source = config.text("bench.source");
   const auto stream_count = config.integer("pose.streams_per_device");
   if (source.empty() || stream_count < 1) {
     std::cerr << "pose bench-streams: --source FILE and --streams N (at least 1) are needed\n";

@@ -314,7 +314,7 @@ class Counter {
       finished = step(*driving, sample(angles, timestamp_us));
     }
     std::vector<std::string> phases = {phase()};
-    if (state_ != State::kStart && state_ != State::kUnknown) phases.push_back("rep");
+    if (state_ != State::kStart && state_ != State::kUnknown) phases.emplace_back("rep");
     rules_.update(angles, side_, phases, timestamp_us, emitter);
     if (finished) finished->issues = rules_.finish_rep(timestamp_us, emitter);
     return finished;
@@ -550,10 +550,10 @@ class ExerciseTracker {
                                .timestamp_us = end_us,
                                .score = event.anomaly_score.value_or(0),
                                .threshold = options_.anomaly_threshold};
-    events.push_back(std::move(event));
+    events.emplace_back(std::move(event));
     if (anomalous) {
       ++anomalous_;
-      events.push_back(anomaly);
+      events.emplace_back(anomaly);
     }
   }
 
@@ -664,7 +664,7 @@ class ExerciseTracker {
       fill_ranges(hold_samples_, event);
       event.form_issues = hold_rules_.finish_rep(hold_last_us_, emitter);
       sum_duration_s_ += seconds(held_us);
-      events.push_back(std::move(event));
+      events.emplace_back(std::move(event));
     } else {
       hold_rules_.discard_rep();
     }

@@ -70,6 +70,7 @@ TEST(Resample, LinearInTime) {
 
 std::vector<double> curve(int n, double (*shape)(double)) {
   std::vector<double> out;
+  out.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) out.push_back(shape(static_cast<double>(i) / (n - 1)));
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -240,7 +241,7 @@ class PipelineImpl final : public Pipeline {
                        std::to_string(info.source_width) + "x" + std::to_string(info.source_height);
     if (info.width != info.source_width)
       text += " analysed at " + std::to_string(info.width) + "x" + std::to_string(info.height);
-    if (info.fps > 0) text += ", " + std::to_string(static_cast<int>(info.fps + 0.5)) + " fps";
+    if (info.fps > 0) text += ", " + std::to_string(std::lround(info.fps)) + " fps";
     if (!info.codec.empty()) text += ", " + info.codec;
     return text;
   }

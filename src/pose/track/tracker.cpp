@@ -247,7 +247,7 @@ struct Tracker::State {
       smoothed.y = smooth(keypoint_filters.y, detected.y, timestamp_us);
       if (track.has_depth) smoothed.z = smooth(keypoint_filters.z, keypoint_depth(person, k), timestamp_us);
     }
-    if (track.frames_seen > 0) previous = std::move(last);
+    if (track.frames_seen > 0) previous = last;
     track.box = person.box;
     track.score = person.score;
     track.last_seen_us = timestamp_us;
@@ -343,7 +343,7 @@ TrackUpdate Tracker::update(std::span<const engine::Person> people, int64_t time
     State continued(states_[0].track.id, people[0], timestamp_us, options_);
     continued.track.first_seen_us = states_[0].track.first_seen_us;
     continued.track.frames_seen = states_[0].track.frames_seen + 1;
-    states_[0] = std::move(continued);
+    states_[0] = continued;
     newcomers.clear();
     track_matched[0] = true;
   }
@@ -374,7 +374,7 @@ TrackUpdate Tracker::update(std::span<const engine::Person> people, int64_t time
   std::vector<State> kept;
   kept.reserve(live_count);
   for (size_t t = 0; t < track_count; ++t) {
-    if (!evicted[t]) kept.push_back(std::move(states_[t]));
+    if (!evicted[t]) kept.push_back(states_[t]);
   }
   std::move(born.begin(), born.end(), std::back_inserter(kept));
   states_ = std::move(kept);  // still ordered by id: the newborn have the highest

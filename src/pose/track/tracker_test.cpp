@@ -433,7 +433,8 @@ TEST(Tracker, SmoothingIsScaleInvariant) {
       for (size_t k = 0; k < kKeypoints; ++k) {
         row.push_back(track.keypoints[k].x / scale);
         row.push_back(track.keypoints[k].y / scale);
-        mean_change += std::abs(track.keypoints[k].x - person.keypoints[k].x) / scale / (2 * 150 * kKeypoints);
+        mean_change += std::abs(track.keypoints[k].x - person.keypoints[k].x) / scale /
+                       (2.0 * 150.0 * static_cast<double>(kKeypoints));
       }
       normalised[size].push_back(row);
     }

@@ -49,7 +49,7 @@ class HttpServer {
   bool died() const { return died_; }
 
  private:
-  bool wait(int fd, short events) {
+  bool wait(int fd, decltype(pollfd::events) events) {  // poll's own type for the event mask
     pollfd entry{fd, events, 0};
     while (!stop_) {
       if (poll(&entry, 1, 20) > 0) return true;

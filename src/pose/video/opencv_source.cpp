@@ -115,8 +115,9 @@ core::Result<cv::VideoCapture> open_capture(const Target& target, const SourceOp
 
 class OpenCvDecoder final : public Decoder {
  public:
-  OpenCvDecoder(cv::VideoCapture capture, const SourceOptions& options)
-      : capture_(std::move(capture)), max_side_px_(options.max_side_px) {
+  // cv::VideoCapture shares its back-end between copies: the copy is the handle, not the stream.
+  OpenCvDecoder(const cv::VideoCapture& capture, const SourceOptions& options)
+      : capture_(capture), max_side_px_(options.max_side_px) {
     stream_.decoder = to_string(Backend::kOpenCv);
     stream_.source_width = static_cast<int>(capture_.get(cv::CAP_PROP_FRAME_WIDTH));
     stream_.source_height = static_cast<int>(capture_.get(cv::CAP_PROP_FRAME_HEIGHT));

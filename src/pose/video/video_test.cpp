@@ -450,7 +450,7 @@ Frame grey_frame(int width, int height) {
   Frame frame;
   frame.width = width;
   frame.height = height;
-  frame.bgr.assign(static_cast<size_t>(width * height * 3), 100);
+  frame.bgr.assign(static_cast<size_t>(width) * static_cast<size_t>(height) * 3, 100);
   return frame;
 }
 
@@ -495,7 +495,7 @@ TEST(OverlayTest, DrawsVisibleSkeletonLabelsAndBannerOnly) {
     for (int x = 400; x < 640; x += 3) ASSERT_FALSE(changed(frame, x, y)) << x << "," << y;
   }
   // The banner darkens the top-left corner; the labels sit beside the person, on the right.
-  EXPECT_LT(frame.bgr[(10 * 640 + 10) * 3], 100);
+  EXPECT_LT(frame.bgr[(10UL * 640 + 10) * 3], 100);
   int label_pixels = 0;
   for (int y = 90; y < 200; ++y) {
     for (int x = 200; x < 400; ++x) label_pixels += changed(frame, x, y) ? 1 : 0;

@@ -42,8 +42,9 @@ core::Result<cv::Mat> as_mat(const Frame& frame, int width, int height, const st
 
 class FileWriter final : public Writer {
  public:
-  FileWriter(cv::VideoWriter writer, std::string path, int width, int height)
-      : writer_(std::move(writer)), path_(std::move(path)), width_(width), height_(height) {}
+  // cv::VideoWriter shares its back-end between copies: the copy is the handle, not the file.
+  FileWriter(const cv::VideoWriter& writer, std::string path, int width, int height)
+      : writer_(writer), path_(std::move(path)), width_(width), height_(height) {}
   ~FileWriter() override { (void)close(); }
 
   core::Result<void> write(const Frame& frame) override {

@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "pose/video/http_test_server.h"
+#include "pose/video/source_test_support.h"
 #include "pose/video/video.h"
 
 namespace pose::video {
@@ -27,56 +28,16 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using test_support::closed_port;
 using test_support::HttpServer;
+using test_support::kPushUp;
+using test_support::kSquat;
+using test_support::open_or_die;
+using test_support::read_bytes;
+using test_support::read_frames;
+using test_support::TempDir;
+using test_support::write_bytes;
 
-const std::string kVideos = WB_SHARED_DIR "/testdata/videos/";
-const std::string kSquat = kVideos + "squat_side_3reps.mp4";           // 540x960, 25 fps
-const std::string kPushUp = kVideos + "push-up_12.mp4";                // 1920x1080, 29.97 fps
-const std::string kPortrait = kVideos + "jumping_jacks_portrait.mp4";  // 406x720: rows not a multiple of 16 pixels
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, std::string_view bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-class TempDir {
- public:
-  TempDir() : path_(fs::temp_directory_path() / ("pose_video_ffmpeg_test_" + std::to_string(getpid()))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code error;
-    fs::remove_all(path_, error);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-std::unique_ptr<Source> open_or_die(const SourceOptions& options) {
-  auto source = Source::open(options);
-  EXPECT_TRUE(source.ok()) << (source.ok() ? "" : source.error().message);
-  return source.ok() ? std::move(*source) : nullptr;
-}
-
-std::vector<Frame> read_frames(Source& source, size_t limit, std::optional<core::Error>* error = nullptr) {
-  std::vector<Frame> frames;
-  while (frames.size() < limit) {
-    auto frame = source.next();
-    if (!frame) {
-      if (error) *error = frame.error();
-      break;
-    }
-    if (!*frame) break;
-    frames.push_back(std::move(**frame));
-  }
-  return frames;
-}
+const std::string kPortrait =
+    test_support::kVideos + "jumping_jacks_portrait.mp4";  // 406x720: rows not a multiple of 16
 
 double mean_abs_diff(const Frame& a, const Frame& b) {
   EXPECT_EQ(a.bgr.size(), b.bgr.size());

@@ -3,6 +3,7 @@
 
 #include "pose/video/video.h"
 #include "pose/video/http_test_server.h"
+#include "pose/video/source_test_support.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,60 +36,14 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using test_support::closed_port;
 using test_support::HttpServer;
-
-const std::string kVideos = WB_SHARED_DIR "/testdata/videos/";
-const std::string kSquat = kVideos + "squat_side_3reps.mp4";  // 540x960, 25 fps, moov first
-const std::string kPushUp = kVideos + "push-up_12.mp4";       // 1920x1080, 29.97 fps
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ =
-        fs::temp_directory_path() / ("pose_video_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code error;
-    fs::remove_all(path_, error);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  std::string path() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, std::string_view bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::unique_ptr<Source> open_or_die(const SourceOptions& options) {
-  auto source = Source::open(options);
-  EXPECT_TRUE(source.ok()) << (source.ok() ? "" : source.error().message);
-  return source.ok() ? std::move(*source) : nullptr;
-}
-
-// Up to `limit` frames; stops at the end or at an error, which `error` receives.
-std::vector<Frame> read_frames(Source& source, size_t limit, std::optional<core::Error>* error = nullptr) {
-  std::vector<Frame> frames;
-  while (frames.size() < limit) {
-    auto frame = source.next();
-    if (!frame) {
-      if (error) *error = frame.error();
-      break;
-    }
-    if (!*frame) break;
-    frames.push_back(std::move(**frame));
-  }
-  return frames;
-}
+using test_support::kPushUp;
+using test_support::kSquat;
+using test_support::kVideos;
+using test_support::open_or_die;
+using test_support::read_bytes;
+using test_support::read_frames;
+using test_support::TempDir;
+using test_support::write_bytes;
 
 cv::Mat as_mat(const Frame& frame) {
   return cv::Mat(frame.height, frame.width, CV_8UC3, const_cast<uint8_t*>(frame.bgr.data()));

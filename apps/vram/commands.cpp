@@ -1,0 +1,357 @@
+#include "commands.h"
+
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include "vram/batch/batch.h"
+#include "vram/estimate/estimate.h"
+#include "vram/profile/profile.h"
+#include "vram/zoo/spec.h"
+
+namespace vram_cli {
+namespace {
+
+using core::config::Option;
+using core::config::OptionKind;
+
+// One workload request, from flags or from JSON.
+struct Request {
+  vram::zoo::Workload workload;
+  std::string device = "cuda";
+  int64_t budget_bytes = 0;  // batch: 0 is the whole device
+};
+
+struct Fields {
+  std::string model = "llama-tiny";
+  std::string mode = "train";
+  std::string dtype = "bf16";
+  std::string optimizer = "adamw";
+  std::string lora;
+  int64_t batch = 1;
+  int64_t seq = 512;
+  std::string device = "cuda";
+  std::string budget;
+};
+
+core::Result<Request> to_request(const Fields& f) {
+  Request request;
+  auto model = vram::zoo::find_model(f.model);
+  if (!model) return model.error();
+  auto dtype = vram::zoo::parse_dtype(f.dtype);
+  if (!dtype) return dtype.error();
+  auto optimizer = vram::zoo::parse_optimizer(f.optimizer);
+  if (!optimizer) return optimizer.error();
+  auto lora = vram::zoo::parse_lora(f.lora);
+  if (!lora) return lora.error();
+  if (f.mode != "train" && f.mode != "inference") {
+    return core::make_error(core::ErrorCode::kInvalidArgument, "mode must be train or inference, not '" + f.mode + "'");
+  }
+  if (f.batch < 1 || f.seq < 1) {
+    return core::make_error(core::ErrorCode::kInvalidArgument, "batch and seq must be at least 1");
+  }
+  request.workload.model = *model;
+  request.workload.mode = f.mode == "train" ? vram::zoo::Mode::kTrain : vram::zoo::Mode::kInference;
+  request.workload.dtype = *dtype;
+  request.workload.optimizer = *optimizer;
+  request.workload.lora = *lora;
+  request.workload.batch = f.batch;
+  request.workload.seq = f.seq;
+  request.device = f.device;
+  if (!f.budget.empty()) {
+    auto budget = core::config::parse_bytes(f.budget);
+    if (!budget) return budget.error();
+    request.budget_bytes = static_cast<int64_t>(*budget);
+  }
+  return request;
+}
+
+core::Result<Request> from_config(const core::config::Config& config) {
+  Fields f;
+  f.model = config.text("vram.model");
+  f.mode = config.text("vram.mode");
+  f.dtype = config.text("vram.dtype");
+  f.optimizer = config.text("vram.optimizer");
+  f.lora = config.text("vram.lora");
+  f.batch = config.integer("vram.batch");
+  f.seq = config.integer("vram.seq");
+  f.device = config.text("vram.device");
+  f.budget = config.text("vram.budget");
+  return to_request(f);
+}
+
+core::Result<Request> from_json(const nlohmann::json& json) {
+  if (!json.is_object()) return core::make_error(core::ErrorCode::kInvalidArgument, "the body must be a JSON object");
+  Fields f;
+  static const std::set<std::string> known = {"model", "mode", "dtype",  "optimizer", "lora",
+                                              "batch", "seq",  "device", "budget"};
+  for (const auto& [key, value] : json.items()) {
+    if (!known.count(key)) return core::make_error(core::ErrorCode::kInvalidArgument, "unknown field '" + key + "'");
+    const bool number = key == "batch" || key == "seq";
+    if (number ? !value.is_number_integer() : !value.is_string()) {
+      return core::make_error(core::ErrorCode::kInvalidArgument,
+                              "field '" + key + "' must be " + (number ? "an integer" : "a string"));
+    }
+  }
+  const auto text = [&](const char* key, std::string& out) {
+    if (json.contains(key)) out = json[key].get<std::string>();
+  };
+  text("model", f.model);
+  text("mode", f.mode);
+  text("dtype", f.dtype);
+  text("optimizer", f.optimizer);
+  text("lora", f.lora);
+  text("device", f.device);
+  text("budget", f.budget);
+  if (json.contains("batch")) f.batch = json["batch"].get<int64_t>();
+  if (json.contains("seq")) f.seq = json["seq"].get<int64_t>();
+  return to_request(f);
+}
+
+double gib(int64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(int64_t{1} << 30); }
+
+vram::estimate::Backend backend_for(const std::string& device) {
+  return device == "cpu" ? vram::estimate::cpu_backend() : vram::estimate::cuda_backend();
+}
+
+nlohmann::json estimate_json(const vram::estimate::Estimate& e) {
+  nlohmann::json stages = nlohmann::json::array();
+  for (const auto& s : e.stages) {
+    stages.push_back({{"name", s.name},
+                      {"kind", s.kind},
+                      {"parameter_bytes", s.parameter_bytes},
+                      {"trainable_bytes", s.trainable_bytes},
+                      {"activation_bytes", s.activation_bytes},
+                      {"forward_transient_bytes", s.forward_transient_bytes},
+                      {"backward_transient_bytes", s.backward_transient_bytes}});
+  }
+  return {{"peak_bytes", e.peak_bytes},
+          {"peak_phase", e.peak_phase},
+          {"peak_stage", e.peak_stage},
+          {"parameter_bytes", e.parameter_bytes},
+          {"trainable_bytes", e.trainable_bytes},
+          {"gradient_bytes", e.gradient_bytes},
+          {"optimizer_bytes", e.optimizer_bytes},
+          {"input_bytes", e.input_bytes},
+          {"activation_bytes", e.activation_bytes},
+          {"workspace_bytes", e.workspace_bytes},
+          {"stages", stages}};
+}
+
+nlohmann::json batch_json(const vram::batch::DeviceSearchResult& r) {
+  nlohmann::json trials = nlohmann::json::array();
+  for (const auto& t : r.search.trials) {
+    trials.push_back({{"batch", t.batch},
+                      {"fits", t.fits},
+                      {"predicted_bytes", t.predicted_bytes},
+                      {"measured_bytes", t.measured_bytes}});
+  }
+  return {{"batch", r.search.batch},
+          {"tokens_per_step", r.tokens_per_step},
+          {"measured_bytes", r.search.measured_bytes},
+          {"predicted_bytes", r.search.predicted_bytes},
+          {"budget_bytes", r.budget_bytes},
+          {"capacity_bytes", r.capacity_bytes},
+          {"exact", r.search.exact},
+          {"device", r.device},
+          {"trials", trials}};
+}
+
+// Progress on stderr for people at a terminal; stdout stays the result.
+void print_progress(const std::string& what, double fraction) {
+  std::cerr << "[" << static_cast<int>(fraction * 100.0) << "%] " << what << "\n";
+}
+
+int fail(const char* command, const core::Error& error) {
+  std::cerr << "vram " << command << ": " << error.message << "\n";
+  return error.code == core::ErrorCode::kInvalidArgument || error.code == core::ErrorCode::kNotFound ? 2 : 1;
+}
+
+}  // namespace
+
+std::vector<Option> workload_options() {
+  std::string models;
+  for (const auto& name : vram::zoo::model_names()) models += (models.empty() ? "" : ", ") + name;
+  return {
+      {"vram.model", "model", "", "llama-tiny", "profile, estimate, batch: model (" + models + ")",
+       OptionKind::kString},
+      {"vram.mode",
+       "mode",
+       "",
+       "train",
+       "train (forward, backward, optimizer) or inference",
+       OptionKind::kString,
+       {"train", "inference"}},
+      {"vram.dtype", "dtype", "", "bf16", "bf16, fp16 or fp32", OptionKind::kString},
+      {"vram.optimizer", "optimizer", "", "adamw", "adamw, sgd or sgd-momentum", OptionKind::kString},
+      {"vram.lora", "lora", "", "", "LoRA adapters, e.g. r16:q,k,v,o (empty: full fine-tune)", OptionKind::kString},
+      {"vram.batch", "batch", "", "1", "samples per step", OptionKind::kInt},
+      {"vram.seq", "seq", "", "512", "tokens per sample (language models)", OptionKind::kInt},
+      {"vram.device", "device", "VRAM_DEVICE", "cuda", "cuda, cuda:N or cpu", OptionKind::kString},
+      {"vram.budget", "budget", "", "", "batch: memory budget, e.g. 16GB (empty: the whole device)",
+       OptionKind::kString},
+      {"vram.html", "html", "", "", "profile: also write the timeline as a self-contained HTML page here",
+       OptionKind::kPath},
+  };
+}
+
+core::Result<AllocatorMetrics> AllocatorMetrics::create(core::metrics::Registry& registry) {
+  AllocatorMetrics metrics;
+  const std::vector<std::string> labels = {"device", "task"};  // not "job": Prometheus owns that label
+  auto allocated = registry.gauge("vram_allocator_allocated_bytes",
+                                  "Bytes in live tensors at the end of the last job, per device", labels);
+  auto reserved = registry.gauge("vram_allocator_reserved_bytes",
+                                 "Bytes the caching allocator held from the driver at the end of the last job", labels);
+  auto peak =
+      registry.gauge("vram_allocator_peak_allocated_bytes", "Peak bytes in live tensors during the last job", labels);
+  if (!allocated) return allocated.error();
+  if (!reserved) return reserved.error();
+  if (!peak) return peak.error();
+  metrics.allocated_ = *allocated;
+  metrics.reserved_ = *reserved;
+  metrics.peak_ = *peak;
+  return metrics;
+}
+
+void AllocatorMetrics::record(const std::string& device, const std::string& task, int64_t allocated_bytes,
+                              int64_t reserved_bytes, int64_t peak_allocated_bytes) {
+  allocated_->with({device, task}).set(static_cast<double>(allocated_bytes));
+  reserved_->with({device, task}).set(static_cast<double>(reserved_bytes));
+  peak_->with({device, task}).set(static_cast<double>(peak_allocated_bytes));
+}
+
+core::Result<nlohmann::json> estimate_request(const nlohmann::json& json) {
+  auto request = from_json(json);
+  if (!request) return request.error();
+  auto estimate = vram::estimate::estimate(request->workload, backend_for(request->device));
+  if (!estimate) return estimate.error();
+  return estimate_json(*estimate);
+}
+
+core::Result<nlohmann::json> profile_request(const nlohmann::json& json, AllocatorMetrics* metrics,
+                                             const std::function<void(double)>& progress) {
+  auto request = from_json(json);
+  if (!request) return request.error();
+  vram::profile::ProfileOptions options;
+  options.workload = request->workload;
+  options.device = request->device;
+  options.progress = [&](const std::string&, double fraction) {
+    if (progress) progress(fraction);
+  };
+  auto profile = vram::profile::profile_step(options);
+  if (!profile) return profile.error();
+  if (metrics) {
+    metrics->record(request->device, "profile", profile->allocator.allocated_bytes, profile->allocator.reserved_bytes,
+                    profile->peak.peak_bytes);
+  }
+  auto result = nlohmann::json::parse(vram::profile::to_json(*profile));
+  auto estimate = vram::estimate::estimate(request->workload, backend_for(request->device));
+  if (estimate) result["predicted_peak_bytes"] = estimate->peak_bytes;
+  return result;
+}
+
+core::Result<nlohmann::json> batch_request(const nlohmann::json& json, AllocatorMetrics* metrics,
+                                           const std::function<void(double)>& progress) {
+  auto request = from_json(json);
+  if (!request) return request.error();
+  vram::batch::DeviceSearchOptions options;
+  options.workload = request->workload;
+  options.device = request->device;
+  options.budget_bytes = request->budget_bytes;
+  options.progress = [&](const std::string&, double fraction) {
+    if (progress) progress(fraction);
+  };
+  auto result = vram::batch::find_max_batch_on_device(options);
+  if (!result) return result.error();
+  if (metrics) metrics->record(request->device, "batch", 0, 0, result->search.measured_bytes);
+  return batch_json(*result);
+}
+
+int estimate_command(const core::config::Config& config) {
+  auto request = from_config(config);
+  if (!request) return fail("estimate", request.error());
+  auto e = vram::estimate::estimate(request->workload, backend_for(request->device));
+  if (!e) return fail("estimate", e.error());
+  if (config.boolean("vram.json")) {
+    std::cout << estimate_json(*e).dump(2) << "\n";
+    return 0;
+  }
+  char line[160];
+  std::snprintf(line, sizeof line, "predicted peak %.2f GiB (%s of %s)\n", gib(e->peak_bytes), e->peak_phase.c_str(),
+                e->peak_stage.c_str());
+  std::cout << line;
+  const std::pair<const char*, int64_t> parts[] = {{"parameters", e->parameter_bytes},
+                                                   {"gradients", e->gradient_bytes},
+                                                   {"optimizer state", e->optimizer_bytes},
+                                                   {"activations kept", e->activation_bytes},
+                                                   {"inputs", e->input_bytes},
+                                                   {"runtime workspaces", e->workspace_bytes}};
+  for (const auto& [name, bytes] : parts) {
+    std::snprintf(line, sizeof line, "  %-20s %9.3f GiB\n", name, gib(bytes));
+    std::cout << line;
+  }
+  return 0;
+}
+
+int profile_command(const core::config::Config& config) {
+  auto request = from_config(config);
+  if (!request) return fail("profile", request.error());
+  vram::profile::ProfileOptions options;
+  options.workload = request->workload;
+  options.device = request->device;
+  options.progress = print_progress;
+  auto profile = vram::profile::profile_step(options);
+  if (!profile) return fail("profile", profile.error());
+  if (config.boolean("vram.json")) {
+    std::cout << vram::profile::to_json(*profile) << "\n";
+  } else {
+    std::cout << vram::profile::to_table(*profile);
+    if (auto e = vram::estimate::estimate(request->workload, backend_for(request->device))) {
+      std::cout << "estimator predicted " << gib(e->peak_bytes) << " GiB ("
+                << 100.0 * static_cast<double>(e->peak_bytes - profile->peak.peak_bytes) /
+                       static_cast<double>(profile->peak.peak_bytes)
+                << "% off)\n";
+    }
+  }
+  const std::string html = config.path("vram.html").string();
+  if (!html.empty()) {
+    std::ofstream out(html);
+    out << vram::profile::to_html(*profile);
+    if (!out) return fail("profile", core::make_error(core::ErrorCode::kIo, "cannot write " + html));
+    std::cerr << "timeline written to " << html << "\n";
+  }
+  return 0;
+}
+
+int batch_command(const core::config::Config& config) {
+  auto request = from_config(config);
+  if (!request) return fail("batch", request.error());
+  vram::batch::DeviceSearchOptions options;
+  options.workload = request->workload;
+  options.device = request->device;
+  options.budget_bytes = request->budget_bytes;
+  options.progress = print_progress;
+  auto result = vram::batch::find_max_batch_on_device(options);
+  if (!result) return fail("batch", result.error());
+  if (config.boolean("vram.json")) {
+    std::cout << batch_json(*result).dump(2) << "\n";
+    return 0;
+  }
+  if (result->search.batch == 0) {
+    std::cout << "not even batch 1 fits in " << gib(result->budget_bytes) << " GiB\n";
+    return 1;
+  }
+  std::cout << "largest batch: " << result->search.batch << " (" << result->tokens_per_step
+            << " tokens per step), peak " << gib(result->search.measured_bytes) << " GiB of "
+            << gib(result->budget_bytes) << " GiB budget, " << result->search.trials.size() << " trial steps\n";
+  for (const auto& t : result->search.trials) {
+    std::cout << "  batch " << t.batch << ": " << (t.fits ? "fits" : "out of memory") << ", predicted "
+              << gib(t.predicted_bytes) << " GiB";
+    if (t.fits) std::cout << ", measured " << gib(t.measured_bytes) << " GiB";
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace vram_cli

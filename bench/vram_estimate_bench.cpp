@@ -17,6 +17,7 @@
 
 #include "bench_args.h"
 #include "vram/estimate/estimate.h"
+#include "vram/memory/memory.h"
 #include "vram/profile/profile.h"
 
 namespace {
@@ -104,7 +105,9 @@ int main(int argc, char** argv) {
     for (size_t i = 1; i <= configs.size(); ++i) selected.push_back(i);
   }
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  const auto backend = device == "cpu" ? vram::estimate::cpu_backend() : vram::estimate::cuda_backend();
+  const auto runtime = vram::memory::runtime(device);
+  const auto backend = vram::estimate::backend_for(device != "cpu", runtime.libtorch_major,
+                                                   device == "cpu" ? 0 : runtime.cuda_capability_major);
   const bool list_only = std::find(args.begin(), args.end(), "--list") != args.end();
 
   std::vector<double> errors;

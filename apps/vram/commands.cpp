@@ -7,6 +7,7 @@
 
 #include "vram/batch/batch.h"
 #include "vram/estimate/estimate.h"
+#include "vram/memory/memory.h"
 #include "vram/profile/profile.h"
 #include "vram/zoo/spec.h"
 
@@ -112,7 +113,12 @@ core::Result<Request> from_json(const nlohmann::json& json) {
 double gib(int64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(int64_t{1} << 30); }
 
 vram::estimate::Backend backend_for(const std::string& device) {
-  return device == "cpu" ? vram::estimate::cpu_backend() : vram::estimate::cuda_backend();
+  // Without the GPU here, a CUDA estimate is for the machines we target: LibTorch 2 on Hopper.
+  const auto runtime = vram::memory::runtime(device);
+  if (device == "cpu") return vram::estimate::backend_for(false, runtime.libtorch_major, 0);
+  return runtime.cuda_capability_major > 0
+             ? vram::estimate::backend_for(true, runtime.libtorch_major, runtime.cuda_capability_major)
+             : vram::estimate::backend_for(true, 2, 9);
 }
 
 nlohmann::json estimate_json(const vram::estimate::Estimate& e) {

@@ -29,7 +29,9 @@ core::Result<DeviceSearchResult> find_max_batch_on_device(const DeviceSearchOpti
   }
   if (auto limited = (*meter)->limit_bytes(result.budget_bytes); !limited) return limited.error();
 
-  const estimate::Backend backend = options.device == "cpu" ? estimate::cpu_backend() : estimate::cuda_backend();
+  const auto runtime = memory::runtime(options.device);
+  const estimate::Backend backend =
+      estimate::backend_for(options.device != "cpu", runtime.libtorch_major, runtime.cuda_capability_major);
   zoo::Workload workload = options.workload;
   const auto predict = [&](int64_t batch) {
     zoo::Workload sized = workload;

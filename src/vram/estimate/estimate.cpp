@@ -45,15 +45,17 @@ Sym linear(Tape& tape, const Context& c, const Sym& x, int64_t rows, int64_t out
   const Sym xab = tape.make(rows * out * e, true);
   tape.save(xa);  // B's gradient needs x A^T
   const Sym scaled = tape.make(rows * out * e, true);
-  tape.release(xab);
   const Sym sum = tape.make(rows * out * e, true);
-  tape.release(y);
+  // C++ destroys an expression's temporaries when the whole expression ends.
+  tape.release(xab);
   tape.release(scaled);
   tape.release(xa);
+  tape.release(y);
   return sum;
 }
 
-// Llama's RMSNorm as the zoo writes it: float32 statistics, cast back, times the weight.
+// Llama's RMSNorm as the zoo writes it: float32 statistics, cast back, times the weight. Lifetimes follow the
+// zoo's code: `input_fp32` and `normalized` are locals; the statistics are temporaries of one expression.
 Sym rms_norm(Tape& tape, const Context& c, const Sym& x, int64_t rows, int64_t width) {
   const int64_t e = c.element_bytes;
   const bool grad = x.requires_grad;
@@ -62,18 +64,17 @@ Sym rms_norm(Tape& tape, const Context& c, const Sym& x, int64_t rows, int64_t w
   const Sym square = tape.make(rows * width * kFloat32, grad);
   const Sym mean = tape.make(rows * kFloat32, grad);
   if (grad && c.backend.mean_keeps_input) tape.save(square);
-  tape.release(square);
+  const Sym shifted = tape.make(rows * kFloat32, grad);
   const Sym rstd = tape.make(rows * kFloat32, grad);
-  tape.release(mean);
   if (grad) tape.save(rstd);
   const Sym normalized = tape.make(rows * width * kFloat32, grad);
-  tape.release(xf);
-  tape.release(rstd);
+  for (const Sym& temporary : {square, mean, shifted, rstd}) tape.release(temporary);
   const Sym cast = e == kFloat32 ? normalized : tape.make(rows * width * e, grad);
-  if (e != kFloat32) tape.release(normalized);
   const Sym out = tape.make(rows * width * e, grad || c.full);
   if (c.full) tape.save(cast);  // the weight's gradient needs the normalized input
   tape.release(cast);
+  tape.release(normalized);
+  tape.release(xf);
   return out;
 }
 
@@ -95,16 +96,14 @@ Sym norm(Tape& tape, const Context& c, const Sym& x, int64_t rows) {
 // x * cos + rotate_half(x) * sin; the multiplications keep the [seq, head_dim] tables.
 Sym rotary(Tape& tape, const Context& c, const Sym& x, int64_t seq, int64_t head_dim) {
   const Sym with_cos = tape.make(x.bytes, x.requires_grad);
-  const Sym negated = tape.make(x.bytes / 2, x.requires_grad);
+  const Sym negated = tape.make(x.bytes / 2, x.requires_grad);  // inside rotate_half
   const Sym rotated = tape.make(x.bytes, x.requires_grad);
   tape.release(negated);
   const Sym with_sin = tape.make(x.bytes, x.requires_grad);
-  tape.release(rotated);
   const Sym out = tape.make(x.bytes, x.requires_grad);
-  tape.release(with_cos);
-  tape.release(with_sin);
+  for (const Sym& temporary : {with_cos, rotated, with_sin}) tape.release(temporary);
   if (x.requires_grad) tape.keep(seq * head_dim * c.element_bytes);
-  tape.release(x);
+  tape.release(x);  // the caller assigns the result over x
   return out;
 }
 
@@ -116,70 +115,58 @@ StageReplay attention_stage(const Context& c, int64_t batch, int64_t seq, int64_
   const int64_t kv_width = m.kv_heads * head_dim;
   Tape tape(c.train);
   const Sym x = tape.input(in_bytes, in_grad, false);
+  // Locals of the zoo's Attention::forward (normalized, q, k, v, attended) live until it returns.
   const Sym n = norm(tape, c, x, rows);
   Sym q = linear(tape, c, n, rows, m.hidden, "q");
   Sym k = linear(tape, c, n, rows, kv_width, "k");
-  Sym v = linear(tape, c, n, rows, kv_width, "v");
-  tape.release(n);
+  const Sym v = linear(tape, c, n, rows, kv_width, "v");
   if (m.family == Family::kLlama) {
     q = rotary(tape, c, q, seq, head_dim);
     k = rotary(tape, c, k, seq, head_dim);
   }
+  Sym k_all = k;
+  Sym v_all = v;
   if (m.kv_heads != m.heads) {  // repeat_kv copies the shared heads out to every query head
-    const Sym k_all = tape.make(rows * m.hidden * e, k.requires_grad);
-    tape.release(k);
-    const Sym v_all = tape.make(rows * m.hidden * e, v.requires_grad);
-    tape.release(v);
-    k = k_all;
-    v = v_all;
+    k_all = tape.make(rows * m.hidden * e, k.requires_grad);
+    v_all = tape.make(rows * m.hidden * e, v.requires_grad);
   }
   const bool grad = q.requires_grad || k.requires_grad || v.requires_grad;
+  Sym attended;
   Sym projected_input;
   if (c.backend.fused_attention) {
     // Flash / memory-efficient attention keeps its inputs, its output and a float32 log-sum-exp per row.
-    const Sym out = tape.make(rows * m.hidden * e, grad);
+    attended = tape.make(rows * m.hidden * e, grad);
     if (grad) {
       tape.save(q);
-      tape.save(k);
-      tape.save(v);
-      tape.save(out);
+      tape.save(k_all);
+      tape.save(v_all);
+      tape.save(attended);
       tape.keep(batch * m.heads * ((seq + 31) / 32 * 32) * kFloat32);
     }
-    projected_input = out;  // [batch, seq, heads, head_dim] already: the transpose-reshape is a view
+    projected_input = attended;  // [batch, seq, heads, head_dim] already: the transpose-reshape is a view
   } else {
     // The math path: batched matmuls keep (contiguous copies of) q, k and v, and the probabilities.
     const int64_t scores_bytes = batch * m.heads * seq * seq * e;
     const Sym q_copy = tape.make(rows * m.hidden * e, grad);
     const Sym k_copy = tape.make(rows * m.hidden * e, grad);
-    tape.release(q);
-    tape.release(k);
     const Sym scores = tape.make(scores_bytes, grad);
     if (m.family != Family::kVit && grad) tape.keep(seq * seq);  // the causal mask, kept by masked_fill
     const Sym probabilities = tape.make(scores_bytes, grad);
-    tape.release(scores);
     const Sym v_copy = tape.make(rows * m.hidden * e, grad);
-    tape.release(v);
-    const Sym out = tape.make(rows * m.hidden * e, grad);
+    attended = tape.make(rows * m.hidden * e, grad);
     if (grad) {
-      tape.save(q_copy);
-      tape.save(k_copy);
-      tape.save(probabilities);
-      tape.save(v_copy);
+      for (const Sym& kept : {q_copy, k_copy, probabilities, v_copy}) tape.save(kept);
     }
-    tape.release(q_copy);
-    tape.release(k_copy);
-    tape.release(probabilities);
-    tape.release(v_copy);
+    for (const Sym& temporary : {q_copy, k_copy, scores, probabilities, v_copy}) tape.release(temporary);
     projected_input = tape.make(rows * m.hidden * e, grad);  // heads back to [batch, seq, hidden]: a copy
-    tape.release(out);
   }
-  tape.release(q);
-  tape.release(k);
-  tape.release(v);
+  if (m.kv_heads != m.heads) {  // temporaries of the attend(...) expression
+    tape.release(k_all);
+    tape.release(v_all);
+  }
   const Sym o = linear(tape, c, projected_input, rows, m.hidden, "o");
-  tape.release(projected_input);
   const Sym y = tape.make(rows * m.hidden * e, in_grad || o.requires_grad);
-  tape.release(o);
+  for (const Sym& local : {o, projected_input, attended, n, q, k, v}) tape.release(local);
   StageReplay replay;
   replay.input_bytes = in_bytes;
   const auto summary = tape.finish(y);
@@ -188,8 +175,7 @@ StageReplay attention_stage(const Context& c, int64_t batch, int64_t seq, int64_
   replay.output_bytes = y.bytes;
   replay.output_requires_grad = y.requires_grad;
   // Backward: the gradients of q, k, v and the projection input, the float32 accumulator of flash attention, and
-  // the norm's float32 gradients.
-  // The math path also holds the gradients of the scores and the probabilities, T x T per head.
+  // the norm's float32 gradients. The math path also holds the gradients of the scores and the probabilities.
   const int64_t attention_workspace =
       c.backend.fused_attention ? rows * m.hidden * kFloat32 : 2 * batch * m.heads * seq * seq * e;
   replay.estimate.backward_transient_bytes =
@@ -203,31 +189,28 @@ StageReplay mlp_stage(const Context& c, int64_t rows, int64_t in_bytes, bool in_
   const int64_t hidden_bytes = rows * m.intermediate * e;
   Tape tape(c.train);
   const Sym x = tape.input(in_bytes, in_grad, false);
+  // Locals of the zoo's Mlp::forward (normalized, hidden) live until it returns; the rest are temporaries of
+  // the expression that makes `hidden`.
   const Sym n = norm(tape, c, x, rows);
   Sym h;
   if (m.family == Family::kLlama) {
     const Sym gate = linear(tape, c, n, rows, m.intermediate, "gate");
-    const Sym up = linear(tape, c, n, rows, m.intermediate, "up");
-    tape.release(n);
     const Sym activated = tape.make(hidden_bytes, gate.requires_grad);
     if (gate.requires_grad) tape.save(gate);  // silu keeps its input
-    tape.release(gate);
+    const Sym up = linear(tape, c, n, rows, m.intermediate, "up");
     h = tape.make(hidden_bytes, activated.requires_grad || up.requires_grad);
     if (activated.requires_grad) tape.save(up);  // each factor's gradient needs the other
     if (up.requires_grad) tape.save(activated);
-    tape.release(activated);
-    tape.release(up);
+    for (const Sym& temporary : {gate, activated, up}) tape.release(temporary);
   } else {
     const Sym fc1 = linear(tape, c, n, rows, m.intermediate, "fc1");
-    tape.release(n);
     h = tape.make(hidden_bytes, fc1.requires_grad);
     if (fc1.requires_grad) tape.save(fc1);  // gelu keeps its input
     tape.release(fc1);
   }
   const Sym down = linear(tape, c, h, rows, m.hidden, m.family == Family::kLlama ? "down" : "fc2");
-  tape.release(h);
   const Sym y = tape.make(rows * m.hidden * e, in_grad || down.requires_grad);
-  tape.release(down);
+  for (const Sym& local : {down, h, n}) tape.release(local);
   StageReplay replay;
   replay.input_bytes = in_bytes;
   const auto summary = tape.finish(y);
@@ -313,14 +296,15 @@ class ResNetReplay {
     if (c_.full) tape.save(x);
     return y;
   }
-  // BatchNorm then, when relu, an in-place ReLU that keeps its result.
-  Sym bn(Tape& tape, const Sym& x, int64_t channels, bool relu) const {
+  // BatchNorm then, when relu, an in-place ReLU that keeps its result. The convolution output it normalizes is a
+  // temporary of the statement, gone after it unless `keep_input_alive` (an enclosing expression goes on).
+  Sym bn(Tape& tape, const Sym& x, int64_t channels, bool relu, bool keep_input_alive = false) const {
     const Sym y = tape.make(x.bytes, x.requires_grad || c_.full);
     if (x.requires_grad || c_.full) {
       tape.save(x);
       tape.keep(2 * channels * kFloat32);
     }
-    tape.release(x);
+    if (!keep_input_alive) tape.release(x);
     if (relu && y.requires_grad) tape.save(y);
     return y;
   }
@@ -354,8 +338,9 @@ std::vector<StageReplay> resnet_stages(const Context& c) {
   {
     Tape tape(c.train);
     const Sym image = tape.input(image_bytes(c), false, true);
+    // max_pool2d(relu_(bn(conv(images)))): one expression, every temporary alive until it ends.
     const Sym conv = r.conv(tape, image, m.base_width, side, 7, 2);
-    const Sym act = r.bn(tape, conv, m.base_width, true);
+    const Sym act = r.bn(tape, conv, m.base_width, true, true);
     side = (side + 2 - 3) / 2 + 1;
     const int64_t pooled = c.workload.batch * m.base_width * side * side;
     const Sym out = tape.make(pooled * c.element_bytes, act.requires_grad);
@@ -364,11 +349,11 @@ std::vector<StageReplay> resnet_stages(const Context& c) {
       tape.save(tape.make(pooled * kInt64, true));  // max-pool indices
     }
     tape.release(act);
+    tape.release(conv);
     stages.push_back(finish_replay(tape, out, image.bytes, true));
     stages.back().estimate.name = "stem";
     stages.back().estimate.kind = "conv";
     stages.back().estimate.parameter_bytes = (3 * m.base_width * 49 + 2 * m.base_width) * c.element_bytes;
-    stages.back().estimate.forward_transient_bytes = stages.back().output_bytes * 9;
   }
   int64_t in_channels = m.base_width;
   for (size_t stage = 0; stage < m.blocks_per_stage.size(); ++stage) {
@@ -504,16 +489,14 @@ int64_t batch_input_bytes(const Context& c) {
 
 }  // namespace
 
-Backend cpu_backend() {
+Backend backend_for(bool cuda, int libtorch_major, int cuda_capability_major) {
   Backend backend;
-  backend.cuda = false;
-  backend.fused_attention = false;
-  backend.mean_keeps_input = true;
-  backend.blas_workspace_bytes = 0;
+  backend.cuda = cuda;
+  backend.fused_attention = cuda || libtorch_major >= 2;
+  backend.mean_keeps_input = libtorch_major < 2;
+  backend.blas_workspace_bytes = !cuda ? 0 : cuda_capability_major >= 9 ? 32ll << 20 : (8ll << 20) + (128ll << 10);
   return backend;
 }
-
-Backend cuda_backend() { return Backend{}; }
 
 core::Result<Estimate> estimate(const zoo::Workload& workload, const Backend& backend) {
   if (auto valid = zoo::validate(workload.model, workload.lora); !valid.ok()) return valid.error();

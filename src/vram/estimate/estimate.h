@@ -31,8 +31,10 @@ struct Backend {
   int64_t blas_workspace_bytes = 32ll << 20;
 };
 
-Backend cpu_backend();   // math attention, no workspaces
-Backend cuda_backend();  // fused attention, Hopper workspaces
+// The backend a step gets from a LibTorch major version on the CPU or on a CUDA GPU of a compute capability:
+// fused attention on CUDA and on the CPU from LibTorch 2; math attention on LibTorch 1; cuBLAS workspaces of
+// 32 MiB on Hopper (capability 9) and 8 MiB before.
+Backend backend_for(bool cuda, int libtorch_major, int cuda_capability_major);
 
 struct StageEstimate {
   std::string name;

@@ -7,10 +7,16 @@
 
 #include <cmath>
 
+#include "vram/memory/memory.h"
 #include "vram/profile/profile.h"
 
 namespace vram::estimate {
 namespace {
+
+const Backend kCuda = backend_for(true, 2, 9);  // LibTorch 2 on Hopper: what the GPU table measures
+
+// The backend of the LibTorch this test runs on: 1.13 on Debian, 2.x on the GPU machine.
+Backend host_backend() { return backend_for(false, memory::runtime("cpu").libtorch_major, 0); }
 
 zoo::Workload workload(const std::string& model, zoo::Mode mode, zoo::DType dtype, const std::string& lora,
                        int64_t batch, int64_t seq, zoo::Optimizer optimizer = zoo::Optimizer::kAdamW) {
@@ -27,7 +33,7 @@ zoo::Workload workload(const std::string& model, zoo::Mode mode, zoo::DType dtyp
 
 TEST(Estimator, Llama7bLoraParametersStateAndOrder) {
   const auto w = workload("llama-7b", zoo::Mode::kTrain, zoo::DType::kBFloat16, "r16:q,k,v,o", 1, 2048);
-  const auto e = estimate(w, cuda_backend()).value();
+  const auto e = estimate(w, kCuda).value();
   EXPECT_EQ(e.trainable_bytes, 16'777'216 * 2);  // PEFT's count for r16 on q,k,v,o
   EXPECT_EQ(e.parameter_bytes, (6'738'415'616 + 16'777'216) * 2);
   EXPECT_EQ(e.optimizer_bytes, 2 * e.trainable_bytes);
@@ -36,8 +42,7 @@ TEST(Estimator, Llama7bLoraParametersStateAndOrder) {
   // Activations at 2048 tokens are gigabytes, not megabytes, and scale with tokens.
   EXPECT_GT(e.activation_bytes, 4ll << 30);
   const auto half =
-      estimate(workload("llama-7b", zoo::Mode::kTrain, zoo::DType::kBFloat16, "r16:q,k,v,o", 1, 1024), cuda_backend())
-          .value();
+      estimate(workload("llama-7b", zoo::Mode::kTrain, zoo::DType::kBFloat16, "r16:q,k,v,o", 1, 1024), kCuda).value();
   EXPECT_NEAR(static_cast<double>(half.activation_bytes) / static_cast<double>(e.activation_bytes), 0.5, 0.01);
 }
 
@@ -45,8 +50,7 @@ TEST(Estimator, GrowsWithBatchAndBatchZeroIsTheFixedPart) {
   for (const char* model : {"gpt2", "vit-b16", "resnet50", "llama-1b"}) {
     int64_t previous = 0;
     for (const int64_t batch : {0, 1, 2, 8}) {
-      const auto e =
-          estimate(workload(model, zoo::Mode::kTrain, zoo::DType::kFloat32, "", batch, 256), cuda_backend()).value();
+      const auto e = estimate(workload(model, zoo::Mode::kTrain, zoo::DType::kFloat32, "", batch, 256), kCuda).value();
       EXPECT_GT(e.peak_bytes, previous) << model << " batch " << batch;
       if (batch == 0) {
         EXPECT_EQ(e.peak_bytes, e.parameter_bytes + e.optimizer_bytes + e.workspace_bytes);
@@ -57,9 +61,8 @@ TEST(Estimator, GrowsWithBatchAndBatchZeroIsTheFixedPart) {
 }
 
 TEST(Estimator, InferenceKeepsNothingAndNeedsLess) {
-  const auto train = estimate(workload("gpt2", zoo::Mode::kTrain, zoo::DType::kFloat16, "", 8, 1024), cuda_backend());
-  const auto infer =
-      estimate(workload("gpt2", zoo::Mode::kInference, zoo::DType::kFloat16, "", 8, 1024), cuda_backend());
+  const auto train = estimate(workload("gpt2", zoo::Mode::kTrain, zoo::DType::kFloat16, "", 8, 1024), kCuda);
+  const auto infer = estimate(workload("gpt2", zoo::Mode::kInference, zoo::DType::kFloat16, "", 8, 1024), kCuda);
   ASSERT_TRUE(train.ok() && infer.ok());
   EXPECT_EQ(infer->optimizer_bytes, 0);
   EXPECT_EQ(infer->gradient_bytes, 0);
@@ -68,15 +71,14 @@ TEST(Estimator, InferenceKeepsNothingAndNeedsLess) {
 }
 
 TEST(Estimator, RejectsImpossibleWorkloads) {
-  EXPECT_FALSE(
-      estimate(workload("resnet50", zoo::Mode::kTrain, zoo::DType::kFloat32, "r8", 8, 0), cuda_backend()).ok());
+  EXPECT_FALSE(estimate(workload("resnet50", zoo::Mode::kTrain, zoo::DType::kFloat32, "r8", 8, 0), kCuda).ok());
   auto w = workload("gpt2", zoo::Mode::kTrain, zoo::DType::kFloat32, "", 1, 16);
   w.batch = -1;
-  EXPECT_EQ(estimate(w, cuda_backend()).error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_EQ(estimate(w, kCuda).error().code, core::ErrorCode::kInvalidArgument);
 }
 
-// On the CPU with LibTorch 1.13 (math attention), what each stage keeps is predicted to within a few kilobytes
-// of the measurement; the whole peak, where tiny models' transients weigh more, to within 12%.
+// On the CPU, what each stage keeps is predicted to within a few kilobytes of the measurement; the whole peak,
+// where tiny models' transients weigh more, to within 12%.
 TEST(Estimator, AgreesWithTheProfilerOnTheCpu) {
   at::set_num_threads(2);
   const std::vector<zoo::Workload> workloads = {
@@ -89,7 +91,7 @@ TEST(Estimator, AgreesWithTheProfilerOnTheCpu) {
   };
   for (const auto& w : workloads) {
     SCOPED_TRACE(w.model.name + (w.lora.enabled() ? " LoRA" : "") + " " + zoo::to_string(w.mode));
-    const auto predicted = estimate(w, cpu_backend()).value();
+    const auto predicted = estimate(w, host_backend()).value();
     profile::ProfileOptions options;
     options.workload = w;
     options.timed_steps = 0;

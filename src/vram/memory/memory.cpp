@@ -4,6 +4,7 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <atomic>
 #include <cstring>
@@ -172,6 +173,26 @@ class CudaMeter final : public Meter {
 
 }  // namespace
 
+Runtime runtime(const std::string& device) {
+  Runtime result;
+  result.libtorch_major = TORCH_VERSION_MAJOR;
+#ifdef WB_TORCH_CUDA
+  if (device != "cpu" && torch::cuda::is_available()) {
+    int index = 0;
+    try {
+      const c10::Device parsed(device);
+      index = parsed.has_index() ? parsed.index() : 0;
+    } catch (const c10::Error&) {
+      return result;
+    }
+    cudaDeviceGetAttribute(&result.cuda_capability_major, cudaDevAttrComputeCapabilityMajor, index);
+  }
+#else
+  (void)device;
+#endif
+  return result;
+}
+
 bool is_out_of_memory(const std::string& what) {
   return what.find("out of memory") != std::string::npos || what.find("OutOfMemory") != std::string::npos ||
          what.find("DefaultCPUAllocator: can't allocate") != std::string::npos;
@@ -195,6 +216,14 @@ core::Result<std::unique_ptr<Meter>> Meter::create(const std::string& device) {
   if (index >= count) {
     return core::make_error(core::ErrorCode::kUnavailable,
                             device + " is not available: LibTorch sees " + std::to_string(count) + " CUDA device(s)");
+  }
+  try {
+    // The caching allocator of a device exists only after its first allocation; statistics and the memory
+    // fraction before that fail ("Allocator not initialized").
+    at::empty({1}, at::TensorOptions().device(c10::Device(c10::DeviceType::CUDA, index)));
+  } catch (const c10::Error& error) {
+    return core::make_error(core::ErrorCode::kUnavailable,
+                            device + " cannot be used: " + std::string(error.what_without_backtrace()));
   }
   return std::unique_ptr<Meter>(std::make_unique<CudaMeter>(index, device));
 #else

@@ -43,6 +43,14 @@ class Meter {
   virtual const std::string& device() const = 0;
 };
 
+// What decides how a step allocates beyond the model's own tensors: the LibTorch version (its autograd formulas
+// and attention kernels) and the GPU generation (cuBLAS workspace sizes).
+struct Runtime {
+  int libtorch_major = 0;
+  int cuda_capability_major = 0;  // 0: no CUDA device behind `device`
+};
+Runtime runtime(const std::string& device);
+
 // True when the error text is LibTorch's out-of-memory (CUDA or CPU allocator).
 bool is_out_of_memory(const std::string& what);
 

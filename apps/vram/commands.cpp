@@ -197,6 +197,8 @@ std::vector<Option> workload_options() {
       {"vram.device", "device", "VRAM_DEVICE", "cuda", "cuda, cuda:N or cpu", OptionKind::kString},
       {"vram.budget", "budget", "", "", "batch: memory budget, e.g. 16GB (empty: the whole device)",
        OptionKind::kString},
+      {"vram.confirm", "confirm", "", "false", "batch: also run batch + 1 to see it fail (one more step)",
+       OptionKind::kBool},
       {"vram.html", "html", "", "", "profile: also write the timeline as a self-contained HTML page here",
        OptionKind::kPath},
   };
@@ -337,6 +339,7 @@ int batch_command(const core::config::Config& config) {
   options.workload = request->workload;
   options.device = request->device;
   options.budget_bytes = request->budget_bytes;
+  options.confirm = config.boolean("vram.confirm");
   options.progress = print_progress;
   auto result = vram::batch::find_max_batch_on_device(options);
   if (!result) return fail("batch", result.error());

@@ -28,7 +28,8 @@ struct Trial {
 struct SearchOptions {
   int64_t budget_bytes = 0;  // the step's peak allocation must stay at or under this
   int64_t max_batch = 1 << 16;
-  int max_trials = 8;  // gives up with the best batch confirmed so far
+  int max_trials = 8;    // gives up with the best batch confirmed so far
+  bool confirm = false;  // run batch + 1 too when the measured slope already says it cannot fit
 };
 
 struct SearchResult {
@@ -51,6 +52,7 @@ struct DeviceSearchOptions {
   std::string device = "cuda";
   int64_t budget_bytes = 0;  // 0: the whole device
   int max_trials = 8;
+  bool confirm = false;  // see SearchOptions
   uint64_t seed = 0;
   std::function<void(const std::string& what, double fraction)> progress;
 };
@@ -63,7 +65,7 @@ struct DeviceSearchResult {
   std::string device;
 };
 
-// Caps the process's CUDA allocator at the budget (so an 80 GB card stands in for a 16 GB one), runs a warm-up
+// Caps the process's allocator at the budget (so an 80 GB card stands in for a 16 GB one), runs a warm-up
 // step at batch 1 (creates the optimizer state, which does not grow with the batch), then searches. Out of
 // memory inside a trial is recovered from: the trial's tensors and cached blocks are released before the next.
 core::Result<DeviceSearchResult> find_max_batch_on_device(const DeviceSearchOptions& options);

@@ -68,6 +68,18 @@ TEST(BatchSearch, OptimisticEstimatorRecoversFromOutOfMemory) {
   EXPECT_LE(scenario.trials, 4);
 }
 
+TEST(BatchSearch, ConfirmingSpendsOneStepToSeeTheNextBatchFail) {
+  Scenario scenario;
+  SearchOptions options;
+  options.budget_bytes = scenario.budget;
+  options.confirm = true;
+  const auto result = find_max_batch(scenario.predict(), scenario.trial(), options).value();
+  EXPECT_EQ(result.batch, scenario.true_limit());
+  EXPECT_TRUE(result.exact);
+  EXPECT_EQ(scenario.trials, 2);
+  EXPECT_FALSE(result.trials.back().fits);
+}
+
 TEST(BatchSearch, NothingFits) {
   Scenario scenario;
   scenario.budget = scenario.fixed + scenario.per_sample / 2;

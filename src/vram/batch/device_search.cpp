@@ -77,6 +77,7 @@ core::Result<DeviceSearchResult> find_max_batch_on_device(const DeviceSearchOpti
   SearchOptions search_options;
   search_options.budget_bytes = result.budget_bytes;
   search_options.max_trials = options.max_trials;
+  search_options.confirm = options.confirm;
   auto search = find_max_batch(predict, trial, search_options);
   if (!search) return search.error();
   result.search = std::move(search.value());

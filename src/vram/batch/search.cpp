@@ -67,8 +67,10 @@ core::Result<SearchResult> find_max_batch(const PredictFn& predict, const TrialF
     const auto guess =
         per_sample > 0.0 ? static_cast<int64_t>(std::floor((budget - fixed) / per_sample)) : options.max_batch;
     if (fits > 0 && guess <= fits) {
-      // The measured slope says fits + 1 would not fit: accept without spending a step to see it fail.
-      break;
+      // The measured slope says fits + 1 would not fit: accept, or spend one step to see it fail.
+      if (!options.confirm) break;
+      candidate = fits + 1;
+      continue;
     }
     candidate = std::clamp<int64_t>(guess, fits + 1, fails - 1);
     if (fits == 0 && candidate >= fails) candidate = std::max<int64_t>(1, fails / 2);

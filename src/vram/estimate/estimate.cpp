@@ -294,11 +294,6 @@ class ResNetReplay {
     side = (side + 2 * (kernel / 2) - kernel) / stride + 1;
     const Sym y = tape.make(batch_ * channels * side * side * c_.element_bytes, x.requires_grad || c_.full);
     if (c_.full) tape.save(x);
-    if (c_.backend.cuda && !c_.train && stride > 1) {
-      // Measured (cuDNN 9, H100 and H200): without autograd, a strided convolution takes a workspace the size of
-      // the larger of its input and output while it runs.
-      tape.release(tape.make(std::max(x.bytes, y.bytes), false));
-    }
     return y;
   }
   // BatchNorm then, when relu, an in-place ReLU that keeps its result. The convolution output it normalizes is a

@@ -45,7 +45,8 @@ run-pose: build
 	@echo "annotated video: var/analyze/annotated.mp4, summary: var/analyze/summary.json"
 
 run-vram: build
-	@$(BUILD)/apps/vram bandwidth
+	@$(BUILD)/apps/doctor
+	@$(BUILD)/apps/vram serve
 
 bench: build
 	@scripts/bench $(BUILD)

@@ -20,7 +20,7 @@ using core::config::OptionKind;
 // One workload request, from flags or from JSON.
 struct Request {
   vram::zoo::Workload workload;
-  std::string device = "cuda";
+  std::string device;        // resolved: "cuda", "cuda:N" or "cpu"
   int64_t budget_bytes = 0;  // batch: 0 is the whole device
 };
 
@@ -32,7 +32,7 @@ struct Fields {
   std::string lora;
   int64_t batch = 1;
   int64_t seq = 512;
-  std::string device = "cuda";
+  std::string device = "auto";
   std::string budget;
 };
 
@@ -59,7 +59,10 @@ core::Result<Request> to_request(const Fields& f) {
   request.workload.lora = *lora;
   request.workload.batch = f.batch;
   request.workload.seq = f.seq;
-  request.device = f.device;
+  // "auto": the GPU when this build's LibTorch sees one, else the CPU.
+  request.device = f.device != "auto"                                        ? f.device
+                   : vram::memory::runtime("cuda").cuda_capability_major > 0 ? "cuda"
+                                                                             : "cpu";
   if (!f.budget.empty()) {
     auto budget = core::config::parse_bytes(f.budget);
     if (!budget) return budget.error();
@@ -194,7 +197,8 @@ std::vector<Option> workload_options() {
       {"vram.lora", "lora", "", "", "LoRA adapters, e.g. r16:q,k,v,o (empty: full fine-tune)", OptionKind::kString},
       {"vram.batch", "batch", "", "1", "samples per step", OptionKind::kInt},
       {"vram.seq", "seq", "", "512", "tokens per sample (language models)", OptionKind::kInt},
-      {"vram.device", "device", "VRAM_DEVICE", "cuda", "cuda, cuda:N or cpu", OptionKind::kString},
+      {"vram.device", "device", "VRAM_DEVICE", "auto", "cuda, cuda:N, cpu, or auto (cuda when there is a GPU)",
+       OptionKind::kString},
       {"vram.budget", "budget", "", "", "batch: memory budget, e.g. 16GB (empty: the whole device)",
        OptionKind::kString},
       {"vram.confirm", "confirm", "", "false", "batch: also run batch + 1 to see it fail (one more step)",

@@ -17,9 +17,12 @@
 #include "core/config/config.h"
 #include "core/libtorch/libtorch.h"
 #include "core/metrics/metrics.h"
+#include "core/sys/sys.h"
+#include "vram/transfer/transfer.h"
+#ifdef WB_HAVE_SERVER
 #include "serve.h"
 #include "server/http/http.h"
-#include "vram/transfer/transfer.h"
+#endif
 
 namespace {
 
@@ -52,6 +55,7 @@ std::vector<Option> option_table() {
   return table;
 }
 
+#ifdef WB_HAVE_SERVER
 constexpr int64_t kServePort = 8401;  // vram.port's default (9401) is the exporter's
 
 // The work behind `vram serve`'s API: the estimator, the profiler and the batch finder. Jobs record their
@@ -133,6 +137,14 @@ int serve(const core::config::Config& config, vram_cli::Api api) {
   return 0;
 }
 
+#else
+// Without Boost (libboost-dev) this build has no HTTP server.
+int serve_unavailable(const char* command) {
+  std::cerr << "vram " << command << ": this build has no HTTP server; install libboost-dev and rebuild\n";
+  return 1;
+}
+#endif
+
 int bandwidth(const core::config::Config& config) {
   vram::transfer::BandwidthOptions options;
   options.bytes = config.bytes("vram.transfer_bytes");
@@ -184,8 +196,12 @@ int main(int argc, char** argv) {
   if (args.front() == "profile") return vram_cli::profile_command(*config);
   if (args.front() == "estimate") return vram_cli::estimate_command(*config);
   if (args.front() == "batch") return vram_cli::batch_command(*config);
+#ifdef WB_HAVE_SERVER
   if (args.front() == "exporter") return serve(*config, vram_cli::Api::kExporter);
   if (args.front() == "serve") return serve(*config, vram_cli::Api::kServe);
+#else
+  if (args.front() == "exporter" || args.front() == "serve") return serve_unavailable(args.front().c_str());
+#endif
   std::cerr << "vram: unknown command '" << args.front() << "'; `vram --help` lists the commands\n";
   return 2;
 }

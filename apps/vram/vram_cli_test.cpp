@@ -1,5 +1,6 @@
-// The real `vram exporter` (reading the stand-in NVML) scraped every second by the real Prometheus server: passes
-// once Prometheus' query API returns the fake GPUs' memory. Skips where Prometheus is not installed.
+// The real `vram` binary: the exporter (reading the stand-in NVML) scraped every second by the real Prometheus
+// server, which passes once Prometheus' query API returns the fake GPUs' memory (skips where Prometheus is not
+// installed); and `vram serve` running the real estimator, profiler and batch finder behind its REST API.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -181,6 +182,73 @@ TEST(ExporterPrometheus, PrometheusScrapesTheFakeGpusMemory) {
   const int status = exporter.stop();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "vram exporter's wait status " << status;
   std::filesystem::remove_all(dir);
+}
+
+// The port `vram exporter|serve --port 0` printed.
+uint16_t listening_port(Process& process, Clock::time_point deadline) {
+  const std::optional<std::string> line = process.read_line(deadline);
+  const std::string marker = "listening on http://127.0.0.1:";
+  if (!line || line->find(marker) == std::string::npos) {
+    ADD_FAILURE() << "no address printed: " << line.value_or("(nothing)");
+    return 0;
+  }
+  return static_cast<uint16_t>(std::stoi(line->substr(line->find(marker) + marker.size())));
+}
+
+TEST(VramServe, RealEstimatesAndJobsOnTheCpu) {
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  Process serve({WB_VRAM, "serve", "--port", "0", "--nvml-library", WB_FAKE_NVML});
+  const uint16_t port = listening_port(serve, deadline);
+  ASSERT_NE(port, 0);
+  Client client(port);
+  ASSERT_TRUE(client.connected());
+
+  // The estimator answers at once, for a model far too big to run here.
+  const auto estimate = client.post("/api/v1/estimate", R"({"model": "llama-7b", "lora": "r16:q,k,v,o", "seq": 2048})");
+  ASSERT_EQ(estimate.status, 200) << estimate.body;
+  EXPECT_GT(estimate.json()["peak_bytes"].get<int64_t>(), 20ll << 30);
+  EXPECT_EQ(estimate.json()["stages"].size(), 67u);
+  // Bad workloads are refused with the reason.
+  const auto unknown = client.post("/api/v1/estimate", R"({"model": "llama-70x"})");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("llama-7b"), std::string::npos) << "the error lists the known models";
+  EXPECT_EQ(client.post("/api/v1/estimate", R"({"model": "gpt2", "batch": "eight"})").status, 400);
+  EXPECT_EQ(client.post("/api/v1/estimate", R"({"model": "gpt2", "color": "red"})").status, 400);
+
+  // A batch search and a profile run as jobs on the CPU, one after the other; poll until both finish.
+  const auto batch = client.post(
+      "/api/v1/jobs", R"({"kind": "batch", "model": "llama-tiny", "dtype": "fp32", "seq": 64, "device": "cpu",
+                          "budget": "24MiB"})");
+  ASSERT_EQ(batch.status, 202) << batch.body;
+  const auto profile = client.post(
+      "/api/v1/jobs", R"({"kind": "profile", "model": "gpt2-tiny", "dtype": "fp32", "seq": 64, "device": "cpu"})");
+  ASSERT_EQ(profile.status, 202) << profile.body;
+  nlohmann::json batch_state;
+  nlohmann::json profile_state;
+  while (Clock::now() < deadline) {
+    batch_state = client.get(batch.json()["status_url"].get<std::string>()).json();
+    profile_state = client.get(profile.json()["status_url"].get<std::string>()).json();
+    if (batch_state.value("status", "") != "queued" && batch_state.value("status", "") != "running" &&
+        profile_state.value("status", "") != "queued" && profile_state.value("status", "") != "running") {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling interval, not a sync
+  }
+  ASSERT_EQ(batch_state.value("status", ""), "done") << batch_state.dump();
+  EXPECT_GT(batch_state["result"]["batch"].get<int64_t>(), 1);
+  EXPECT_LE(batch_state["result"]["measured_bytes"].get<int64_t>(), 24ll << 20);
+  ASSERT_EQ(profile_state.value("status", ""), "done") << profile_state.dump();
+  EXPECT_GT(profile_state["result"]["peak"]["peak_bytes"].get<int64_t>(), 0);
+  EXPECT_GE(profile_state["result"]["peak"]["attributed_fraction"].get<double>(), 0.95);
+
+  // The jobs' allocator statistics are on /metrics beside the GPUs'.
+  const auto metrics = client.get("/metrics");
+  EXPECT_NE(metrics.body.find("vram_allocator_peak_allocated_bytes{device=\"cpu\",task=\"profile\"}"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("vram_gpu_memory_used_bytes"), std::string::npos);
+  const int status = serve.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "vram serve's wait status " << status;
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ struct Config {
   std::string lora;  // parse_lora syntax; "" for none
   int64_t batch;
   int64_t seq;
+  std::string plan = "keep";
 };
 
 constexpr auto kTrain = Mode::kTrain;
@@ -74,16 +75,25 @@ std::vector<Config> gpu_configs() {
       {"resnet50", kTrain, kFp32, kMomentum, "", 64, 0},
       {"resnet50", kTrain, kBf16, kAdamW, "", 128, 0},
       {"resnet50", kInfer, kFp16, kAdamW, "", 256, 0},
+      {"llama-7b", kTrain, kBf16, kAdamW, "r16:q,k,v,o", 1, 2048, "checkpoint"},
+      {"llama-7b", kTrain, kBf16, kAdamW, "r16:q,k,v,o", 8, 2048, "checkpoint"},
+      {"gpt2", kTrain, kBf16, kAdamW, "", 16, 1024, "checkpoint"},
+      {"resnet50", kTrain, kFp32, kMomentum, "", 64, 0, "checkpoint"},
   };
 }
 
 // The same shapes of test at CPU scale, for a look without a GPU.
 std::vector<Config> cpu_configs() {
   return {
-      {"llama-tiny", kTrain, kFp32, kAdamW, "", 2, 64},    {"llama-tiny", kTrain, kFp32, kAdamW, "r4:q,k,v,o", 2, 64},
-      {"llama-tiny", kInfer, kFp32, kAdamW, "", 2, 64},    {"gpt2-tiny", kTrain, kFp32, kAdamW, "", 2, 64},
-      {"gpt2-tiny", kTrain, kBf16, kSgd, "r4:q,v", 2, 64}, {"vit-tiny", kTrain, kFp32, kAdamW, "", 4, 0},
-      {"resnet-tiny", kTrain, kFp32, kMomentum, "", 4, 0}, {"resnet-tiny", kInfer, kFp32, kAdamW, "", 4, 0},
+      {"llama-tiny", kTrain, kFp32, kAdamW, "", 2, 64},
+      {"llama-tiny", kTrain, kFp32, kAdamW, "r4:q,k,v,o", 2, 64},
+      {"llama-tiny", kInfer, kFp32, kAdamW, "", 2, 64},
+      {"gpt2-tiny", kTrain, kFp32, kAdamW, "", 2, 64},
+      {"gpt2-tiny", kTrain, kBf16, kSgd, "r4:q,v", 2, 64},
+      {"vit-tiny", kTrain, kFp32, kAdamW, "", 4, 0},
+      {"resnet-tiny", kTrain, kFp32, kMomentum, "", 4, 0},
+      {"resnet-tiny", kInfer, kFp32, kAdamW, "", 4, 0},
+      {"llama-tiny", kTrain, kFp32, kAdamW, "r4:q,k,v,o", 2, 64, "checkpoint"},
   };
 }
 
@@ -121,7 +131,8 @@ int main(int argc, char** argv) {
     vram::zoo::Workload workload;
     auto model = vram::zoo::find_model(config.model);
     auto lora = vram::zoo::parse_lora(config.lora);
-    if (!model || !lora) {
+    auto plan = model ? vram::zoo::parse_plan(config.plan, *model) : core::Result<vram::zoo::Plan>(model.error());
+    if (!model || !lora || !plan) {
       std::cerr << "vram_estimate_bench: bad configuration " << number << "\n";
       return 2;
     }
@@ -132,6 +143,7 @@ int main(int argc, char** argv) {
     workload.lora = *lora;
     workload.batch = config.batch;
     workload.seq = config.seq;
+    workload.plan = *plan;
     nlohmann::json row = {{"config", number},
                           {"model", config.model},
                           {"mode", vram::zoo::to_string(config.mode)},
@@ -140,6 +152,7 @@ int main(int argc, char** argv) {
                           {"lora", config.lora},
                           {"batch", config.batch},
                           {"seq", config.seq},
+                          {"plan", config.plan},
                           {"device", device}};
     auto predicted = vram::estimate::estimate(workload, backend);
     if (!predicted) {

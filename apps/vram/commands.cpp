@@ -34,6 +34,7 @@ struct Fields {
   int64_t seq = 512;
   std::string device = "auto";
   std::string budget;
+  std::string plan;
 };
 
 core::Result<Request> to_request(const Fields& f) {
@@ -59,6 +60,9 @@ core::Result<Request> to_request(const Fields& f) {
   request.workload.lora = *lora;
   request.workload.batch = f.batch;
   request.workload.seq = f.seq;
+  auto plan = vram::zoo::parse_plan(f.plan, *model);
+  if (!plan) return plan.error();
+  request.workload.plan = *plan;
   // "auto": the GPU when this build's LibTorch sees one, else the CPU.
   request.device = f.device != "auto"                                        ? f.device
                    : vram::memory::runtime("cuda").cuda_capability_major > 0 ? "cuda"
@@ -82,6 +86,7 @@ core::Result<Request> from_config(const core::config::Config& config) {
   f.seq = config.integer("vram.seq");
   f.device = config.text("vram.device");
   f.budget = config.text("vram.budget");
+  f.plan = config.text("vram.plan");
   return to_request(f);
 }
 
@@ -108,6 +113,7 @@ core::Result<Request> from_json(const nlohmann::json& json) {
   text("lora", f.lora);
   text("device", f.device);
   text("budget", f.budget);
+  text("plan", f.plan);
   if (json.contains("batch")) f.batch = json["batch"].get<int64_t>();
   if (json.contains("seq")) f.seq = json["seq"].get<int64_t>();
   return to_request(f);
@@ -196,6 +202,9 @@ std::vector<Option> workload_options() {
       {"vram.optimizer", "optimizer", "", "adamw", "adamw, sgd or sgd-momentum", OptionKind::kString},
       {"vram.lora", "lora", "", "", "LoRA adapters, e.g. r16:q,k,v,o (empty: full fine-tune)", OptionKind::kString},
       {"vram.batch", "batch", "", "1", "samples per step", OptionKind::kInt},
+      {"vram.plan", "plan", "", "keep",
+       "keep; checkpoint (every attention, MLP and ResNet block); or one letter per stage, k or c",
+       OptionKind::kString},
       {"vram.seq", "seq", "", "512", "tokens per sample (language models)", OptionKind::kInt},
       {"vram.device", "device", "VRAM_DEVICE", "auto", "cuda, cuda:N, cpu, or auto (cuda when there is a GPU)",
        OptionKind::kString},

@@ -18,7 +18,9 @@ struct StageReplay {
   int64_t input_bytes = 0;
   int64_t output_bytes = 0;
   int64_t saved_bytes = 0;  // kept for backward, the stage input included when kept
+  bool input_kept = false;
   bool output_requires_grad = false;
+  int64_t backward_gradient_bytes = -1;  // gradients made in its backward interval; -1: its trainable bytes
 };
 
 struct Context {
@@ -171,6 +173,7 @@ StageReplay attention_stage(const Context& c, int64_t batch, int64_t seq, int64_
   replay.input_bytes = in_bytes;
   const auto summary = tape.finish(y);
   replay.saved_bytes = summary.kept_bytes + (summary.input_kept ? in_bytes : 0);
+  replay.input_kept = summary.input_kept;
   replay.estimate.forward_transient_bytes = summary.transient_bytes;
   replay.output_bytes = y.bytes;
   replay.output_requires_grad = y.requires_grad;
@@ -215,6 +218,7 @@ StageReplay mlp_stage(const Context& c, int64_t rows, int64_t in_bytes, bool in_
   replay.input_bytes = in_bytes;
   const auto summary = tape.finish(y);
   replay.saved_bytes = summary.kept_bytes + (summary.input_kept ? in_bytes : 0);
+  replay.input_kept = summary.input_kept;
   replay.estimate.forward_transient_bytes = summary.transient_bytes;
   replay.output_bytes = y.bytes;
   replay.output_requires_grad = y.requires_grad;
@@ -280,6 +284,7 @@ StageReplay simple_stage(const Context& c, int64_t in_bytes, bool in_grad, int64
   replay.output_requires_grad = in_grad || c.full;
   const bool record = c.train && (in_grad || c.full);
   replay.saved_bytes = record && keeps_input && !persistent_input ? in_bytes : 0;
+  replay.input_kept = replay.saved_bytes > 0;
   replay.estimate.forward_transient_bytes = out_bytes + transient_extra;
   replay.estimate.backward_transient_bytes = c.train ? in_bytes + out_bytes : 0;
   return replay;
@@ -324,6 +329,7 @@ StageReplay finish_replay(const Tape& tape, const Sym& y, int64_t in_bytes, bool
   replay.input_bytes = persistent_input ? 0 : in_bytes;
   const auto summary = tape.finish(y);
   replay.saved_bytes = summary.kept_bytes + (summary.input_kept && !persistent_input ? in_bytes : 0);
+  replay.input_kept = summary.input_kept && !persistent_input;
   replay.estimate.forward_transient_bytes = summary.transient_bytes;
   replay.output_bytes = y.bytes;
   replay.output_requires_grad = y.requires_grad;
@@ -460,6 +466,53 @@ std::vector<StageReplay> transformer_stages(const Context& c) {
   return stages;
 }
 
+std::vector<StageReplay> replay_stages(const Context& c) {
+  return c.workload.model.family == Family::kResNet ? resnet_stages(c) : transformer_stages(c);
+}
+
+// A checkpoint segment (a stage and those that join it) runs its forward without autograd and keeps only its
+// input. Its backward, in the interval of its last stage, first runs the forward again with autograd (what the
+// stages would have kept, and each one's transient on the way), then backward through all of them.
+void apply_plan(const Context& c, std::vector<StageReplay>& stages) {
+  const auto& plan = c.workload.plan;
+  if (!c.train || plan.stages.empty()) return;
+  Context without_autograd = c;
+  without_autograd.train = false;
+  const std::vector<StageReplay> plain = replay_stages(without_autograd);
+  for (size_t first = 0; first < stages.size(); ++first) {
+    if (plan.policy(first) != zoo::StagePolicy::kCheckpoint) continue;
+    size_t last = first;
+    while (last + 1 < stages.size() && plan.policy(last + 1) == zoo::StagePolicy::kJoin) ++last;
+    int64_t kept = 0;  // by the recomputation so far, the segment input excluded (it is kept already)
+    int64_t recompute = 0;
+    int64_t gradients = 0;
+    std::vector<int64_t> kept_by;
+    for (size_t i = first; i <= last; ++i) {
+      const StageReplay& stage = stages[i];
+      const int64_t flowing_input = i > first && !stage.input_kept ? stage.input_bytes : 0;
+      recompute = std::max(recompute, kept + flowing_input + stage.estimate.forward_transient_bytes);
+      kept_by.push_back(stage.saved_bytes - (i == first && stage.input_kept ? stage.input_bytes : 0));
+      kept += kept_by.back();
+      gradients += stage.backward_gradient_bytes >= 0 ? stage.backward_gradient_bytes : stage.estimate.trainable_bytes;
+    }
+    // Then backward, last stage first, each releasing what it kept when done.
+    int64_t alive = kept + stages[last].output_bytes;
+    for (size_t i = last + 1; i-- > first;) {
+      recompute = std::max(recompute, alive + stages[i].estimate.backward_transient_bytes);
+      alive -= kept_by[i - first];
+    }
+    for (size_t i = first; i <= last; ++i) {
+      StageReplay& stage = stages[i];
+      stage.estimate.forward_transient_bytes = plain[i].estimate.forward_transient_bytes;
+      stage.saved_bytes = i == first ? stage.input_bytes : 0;  // 0 when the input is the batch, held anyway
+      stage.input_kept = stage.saved_bytes > 0;
+      stage.estimate.backward_transient_bytes = i == last ? recompute : 0;
+      stage.backward_gradient_bytes = i == last ? gradients : 0;
+    }
+    first = last;
+  }
+}
+
 int64_t optimizer_state_bytes(const zoo::Workload& w, int64_t trainable_bytes) {
   if (w.mode != zoo::Mode::kTrain) return 0;
   switch (w.optimizer) {
@@ -523,6 +576,7 @@ core::Result<Estimate> estimate(const zoo::Workload& workload, const Backend& ba
   }
 
   std::vector<StageReplay> stages = workload.model.family == Family::kResNet ? resnet_stages(c) : transformer_stages(c);
+  apply_plan(c, stages);
   for (auto& stage : stages) {
     // As the profiler measures it: allocated after the stage's forward minus before.
     stage.estimate.activation_bytes = stage.saved_bytes + stage.output_bytes - stage.input_bytes;
@@ -560,7 +614,8 @@ core::Result<Estimate> estimate(const zoo::Workload& workload, const Backend& ba
     for (size_t i = stages.size(); i-- > 0;) {
       const auto& stage = stages[i];
       // Alive: what stages up to this one keep, the gradient arriving at its output, gradients so far.
-      const int64_t stage_gradients = stage.estimate.trainable_bytes;
+      const int64_t stage_gradients =
+          stage.backward_gradient_bytes >= 0 ? stage.backward_gradient_bytes : stage.estimate.trainable_bytes;
       consider(base + kept + gradients + stage.output_bytes + stage.estimate.backward_transient_bytes + stage_gradients,
                "backward", stage.estimate.name);
       kept -= stage.saved_bytes;

@@ -17,6 +17,14 @@ std::string gib(int64_t bytes) {
   return out.str();
 }
 
+std::string fixed(double value, int decimals = 2) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(decimals);
+  out << value;
+  return out.str();
+}
+
 std::string describe(const zoo::Workload& workload) {
   std::ostringstream out;
   out << workload.model.name << ", " << zoo::to_string(workload.mode) << ", " << zoo::to_string(workload.dtype)
@@ -96,7 +104,8 @@ std::string to_table(const Profile& profile) {
       << gib(peak.activation_bytes) << ", transient " << gib(peak.transient_bytes) << ", unattributed "
       << gib(peak.unattributed_bytes) << " (" << std::lround(peak.attributed_fraction * 100.0) << "% attributed)\n";
   if (profile.step_ms > 0) {
-    out << "step " << profile.step_ms << " ms, " << std::lround(profile.items_per_s) << " " << profile.items << "/s\n";
+    out << "step " << fixed(profile.step_ms, 1) << " ms, " << std::lround(profile.items_per_s) << " " << profile.items
+        << "/s\n";
   }
   return out.str();
 }
@@ -215,7 +224,7 @@ std::string to_html(const Profile& profile) {
        << "<h1>" << escape_html(describe(profile.workload)) << " on " << escape_html(profile.device) << "</h1>"
        << "<p>Peak allocated <b>" << gib(profile.peak.peak_bytes) << " GiB</b> during "
        << escape_html(profile.peak.phase + " of " + profile.peak.stage) << " ("
-       << std::lround(profile.peak.attributed_fraction * 100.0) << "% attributed); step " << profile.step_ms
+       << std::lround(profile.peak.attributed_fraction * 100.0) << "% attributed); step " << fixed(profile.step_ms, 1)
        << " ms.</p><div class='key'>"
        << "<span style='background:#4c78a8'></span>forward<span style='background:#54a24b'></span>loss"
        << "<span style='background:#f58518'></span>backward<span style='background:#b279a2'></span>optimizer"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "vram/memory/memory.h"
+#include "vram/profile/checkpoint.h"
 
 namespace vram::profile {
 
@@ -44,14 +45,37 @@ struct Runner::Impl {
     std::optional<at::NoGradGuard> no_grad;
     if (!train) no_grad.emplace();
     at::Tensor x = inputs.input;
-    for (size_t stage = 0; stage < model->stage_count(); ++stage) {
-      if (observer) observer->on_forward_begin(stage);
-      at::Tensor output = model->stage(stage).forward(x);
+    const auto& plan = options.workload.plan;
+    for (size_t stage = 0; stage < model->stage_count();) {
+      // A checkpoint segment: this stage and the ones that join it.
+      size_t last = stage;
+      if (train && plan.policy(stage) == zoo::StagePolicy::kCheckpoint) {
+        while (last + 1 < model->stage_count() && plan.policy(last + 1) == zoo::StagePolicy::kJoin) ++last;
+      }
+      at::Tensor output;
+      if (train && plan.policy(stage) == zoo::StagePolicy::kCheckpoint) {
+        std::vector<zoo::Stage*> segment;
+        for (size_t i = stage; i <= last; ++i) segment.push_back(&model->stage(i));
+        SegmentObserver segment_observer;
+        if (observer) {
+          segment_observer = [observer, stage](size_t i, bool before) {
+            before ? observer->on_forward_begin(stage + i) : observer->on_forward_end(stage + i);
+          };
+        }
+        output = checkpointed_forward(segment, x, segment_observer);
+        x = at::Tensor();
+      } else {
+        if (observer) observer->on_forward_begin(stage);
+        output = model->stage(stage).forward(x);
+        x = at::Tensor();
+        if (observer) observer->on_forward_end(stage);
+      }
+      // Backward of the whole segment starts when its last stage's output has its gradient.
       if (observer && train && output.requires_grad()) {
-        output.register_hook([observer, stage](const at::Tensor&) { observer->on_backward_reached(stage); });
+        output.register_hook([observer, last](const at::Tensor&) { observer->on_backward_reached(last); });
       }
       x = std::move(output);
-      if (observer) observer->on_forward_end(stage);
+      stage = last + 1;
     }
     if (!train) return;
     at::Tensor loss = model->loss(x, inputs.target);
@@ -69,6 +93,10 @@ Runner::Runner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Runner::~Runner() = default;
 
 core::Result<std::unique_ptr<Runner>> Runner::create(const RunnerOptions& options) {
+  if (!options.workload.plan.stages.empty() &&
+      options.workload.plan.stages.size() != zoo::stage_layout(options.workload.model).size()) {
+    return core::make_error(core::ErrorCode::kInvalidArgument, "the plan needs one policy per stage");
+  }
   zoo::ModelOptions model_options;
   model_options.spec = options.workload.model;
   model_options.dtype = options.workload.dtype;

@@ -33,7 +33,7 @@ class StepObserver {
 };
 
 struct RunnerOptions {
-  zoo::Workload workload;  // model, mode, dtype, optimizer, LoRA; batch and seq are per step()
+  zoo::Workload workload;  // model, mode, dtype, optimizer, LoRA, plan; batch and seq are per step()
   std::string device = "cpu";
   uint64_t seed = 0;
   double learning_rate = 1e-4;

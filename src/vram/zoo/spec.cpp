@@ -329,4 +329,69 @@ core::Result<LoraSpec> parse_lora(const std::string& text) {
   return lora;
 }
 
+const char* to_string(StagePolicy policy) {
+  switch (policy) {
+    case StagePolicy::kKeep: return "keep";
+    case StagePolicy::kCheckpoint: return "checkpoint";
+    case StagePolicy::kJoin: return "join";
+  }
+  return "keep";
+}
+
+std::vector<StageName> stage_layout(const ModelSpec& model) {
+  std::vector<StageName> stages;
+  if (model.family == Family::kResNet) {
+    stages.push_back({"stem", "conv"});
+    for (size_t stage = 0; stage < model.blocks_per_stage.size(); ++stage) {
+      for (int64_t block = 0; block < model.blocks_per_stage[stage]; ++block) {
+        stages.push_back({"layer" + std::to_string(stage + 1) + "." + std::to_string(block), "block"});
+      }
+    }
+  } else {
+    stages.push_back({"embedding", "embedding"});
+    for (int64_t layer = 0; layer < model.layers; ++layer) {
+      stages.push_back({"layers." + std::to_string(layer) + ".attention", "attention"});
+      stages.push_back({"layers." + std::to_string(layer) + ".mlp", "mlp"});
+    }
+    stages.push_back({"norm", "norm"});
+  }
+  stages.push_back({"head", "head"});
+  return stages;
+}
+
+core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model) {
+  Plan plan;
+  if (text.empty() || text == "keep") return plan;
+  const auto layout = stage_layout(model);
+  const size_t stage_count = layout.size();
+  if (text == "checkpoint" || text == "checkpoint-stages") {
+    // Transformer layers and ResNet blocks: where the activations are; embeddings, norms and heads stay.
+    const bool per_layer = text == "checkpoint";
+    for (const auto& stage : layout) {
+      if (stage.kind == "mlp" && per_layer) {
+        plan.stages.push_back(StagePolicy::kJoin);
+      } else {
+        const bool block = stage.kind == "attention" || stage.kind == "mlp" || stage.kind == "block";
+        plan.stages.push_back(block ? StagePolicy::kCheckpoint : StagePolicy::kKeep);
+      }
+    }
+    return plan;
+  }
+  const auto invalid = [&](const std::string& why) {
+    return core::make_error(
+        core::ErrorCode::kInvalidArgument,
+        "plan '" + text + "': " + why + "; use keep, checkpoint, checkpoint-stages, or one letter per stage (" +
+            std::to_string(stage_count) + " stages; k = keep, c = checkpoint, j = join the segment before)");
+  };
+  if (text.size() != stage_count || text.find_first_not_of("kcj") != std::string::npos) {
+    return invalid("not one of k, c, j per stage");
+  }
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == 'j' && (i == 0 || text[i - 1] == 'k')) return invalid("j must follow c or j");
+    plan.stages.push_back(c == 'c' ? StagePolicy::kCheckpoint : c == 'j' ? StagePolicy::kJoin : StagePolicy::kKeep);
+  }
+  return plan;
+}
+
 }  // namespace vram::zoo

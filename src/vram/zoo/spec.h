@@ -69,6 +69,33 @@ const char* to_string(Mode mode);
 const char* to_string(Optimizer optimizer);
 core::Result<Optimizer> parse_optimizer(const std::string& text);  // "adamw", "sgd", "sgd-momentum"
 
+// How a stage's activations are kept between its forward and its backward.
+enum class StagePolicy {
+  kKeep,        // what autograd saves stays on the device
+  kCheckpoint,  // starts a checkpoint segment: only its input is kept; the forward runs again in backward
+  kJoin,        // joins the segment of the stage before (a Llama layer: attention and MLP, one kept input)
+};
+
+// How a step runs: one policy per stage (empty: keep everything).
+struct Plan {
+  std::vector<StagePolicy> stages;
+
+  StagePolicy policy(size_t stage) const { return stage < stages.size() ? stages[stage] : StagePolicy::kKeep; }
+};
+
+// The stages the zoo builds for a model, in order: {"layers.3.mlp", "mlp"}.
+struct StageName {
+  std::string name;
+  std::string kind;
+};
+std::vector<StageName> stage_layout(const ModelSpec& model);
+
+const char* to_string(StagePolicy policy);
+// "keep"; "checkpoint" (a segment per transformer layer, attention and MLP, and per ResNet block);
+// "checkpoint-stages" (a segment per attention, MLP or ResNet block); or one letter per stage: k(eep),
+// c(heckpoint: a segment starts), j(oin the segment before).
+core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model);
+
 // One step: for inference a forward pass without autograd (a prefill for LLMs); for training forward, loss,
 // backward and an optimizer step.
 struct Workload {
@@ -79,6 +106,7 @@ struct Workload {
   LoraSpec lora;
   int64_t batch = 1;
   int64_t seq = 512;  // tokens per sample for language models; ignored by vision models
+  Plan plan;          // training only; inference keeps nothing anyway
 };
 
 // Parameter counts from the shapes alone, exactly what the zoo builds (tied embeddings counted once; LoRA

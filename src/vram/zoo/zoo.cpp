@@ -303,7 +303,11 @@ class Head final : public Stage {
   }
   // GPT-2 ties the head to the token embedding. The tensor stays registered only in the embedding, so
   // parameters() and optimizers see it once.
-  explicit Head(at::Tensor tied_weight) : pool_(Pool::kNone), weight_(std::move(tied_weight)) {}
+  explicit Head(at::Tensor tied_weight) : pool_(Pool::kNone), weight_(std::move(tied_weight)), tied_(true) {}
+
+  std::vector<at::Tensor> shared_parameters() const override {
+    return tied_ ? std::vector<at::Tensor>{weight_} : std::vector<at::Tensor>{};
+  }
 
   at::Tensor forward(const at::Tensor& input) override {
     switch (pool_) {
@@ -318,6 +322,7 @@ class Head final : public Stage {
   Pool pool_;
   at::Tensor weight_;
   at::Tensor bias_;
+  bool tied_ = false;
 };
 
 class Conv final : public torch::nn::Module {

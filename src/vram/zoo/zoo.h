@@ -23,6 +23,9 @@ namespace vram::zoo {
 class Stage : public torch::nn::Module {
  public:
   virtual at::Tensor forward(const at::Tensor& input) = 0;
+  // Parameters this stage uses but another stage owns (GPT-2's head uses the embedding's table). Whoever
+  // re-runs a stage's forward to take gradients (checkpointing) must include them.
+  virtual std::vector<at::Tensor> shared_parameters() const { return {}; }
 };
 
 struct StageInfo {

@@ -1,0 +1,167 @@
+#include "vram/profile/checkpoint.h"
+
+#include <ATen/core/Generator.h>
+#include <torch/autograd.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace vram::profile {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The default generator of the input's device, its state saved at forward and put back for the recomputation.
+struct RngState {
+  at::Generator generator;
+  at::Tensor state;
+};
+
+RngState save_rng(const at::Device& device) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return {generator, generator.get_state()};
+}
+
+// Sets a generator's state for the recomputation and puts the state it had back afterwards, so the checkpoint
+// leaves the random stream of the rest of the step as it was.
+class RngRestore {
+ public:
+  explicit RngRestore(const RngState& saved) : generator_(saved.generator) {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    current_ = generator_.get_state();
+    generator_.set_state(saved.state);
+  }
+  ~RngRestore() {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    generator_.set_state(current_);
+  }
+  RngRestore(const RngRestore&) = delete;
+  RngRestore& operator=(const RngRestore&) = delete;
+
+ private:
+  at::Generator generator_;
+  at::Tensor current_;
+};
+
+// The stages of a segment and the observer of its first forward, handed to the autograd node by address (its
+// non-tensor arguments travel as IValues). Lives on the caller's stack until the node's forward returns; the node
+// keeps the stages' addresses for backward.
+struct Segment {
+  std::vector<zoo::Stage*> stages;
+  SegmentObserver observer;
+};
+
+// What the segment's gradients are taken for: the stages' own trainable parameters and those they share with
+// another stage, each once.
+std::vector<at::Tensor> trainable_parameters(const std::vector<zoo::Stage*>& stages) {
+  std::vector<at::Tensor> trainable;
+  const auto add = [&](const at::Tensor& parameter) {
+    if (!parameter.requires_grad()) return;
+    for (const auto& seen : trainable) {
+      if (seen.is_same(parameter)) return;
+    }
+    trainable.push_back(parameter);
+  };
+  for (zoo::Stage* stage : stages) {
+    for (const auto& parameter : stage->parameters()) add(parameter);
+    for (const auto& parameter : stage->shared_parameters()) add(parameter);
+  }
+  return trainable;
+}
+
+// The stage's trainable parameters are inputs of the node, so autograd calls backward even when the stage input
+// needs no gradient (a frozen embedding before a LoRA layer) and accumulates their gradients as for any input.
+class Checkpoint : public torch::autograd::Function<Checkpoint> {
+ public:
+  // `parameters` is a TensorList: LibTorch counts each of its tensors as a forward input (a std::vector would
+  // count as one non-tensor argument).
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& input, at::TensorList parameters,
+                               int64_t segment_address) {
+    const Segment& segment = segment_from(segment_address);
+    ctx->saved_data["input_needs_grad"] = input.requires_grad();
+    ctx->saved_data["parameters"] = static_cast<int64_t>(parameters.size());
+    ctx->saved_data["rng_state"] = save_rng(input.device()).state;
+    ctx->save_for_backward({input});
+    std::vector<int64_t> addresses;
+    for (zoo::Stage* stage : segment.stages) {
+      addresses.push_back(static_cast<int64_t>(reinterpret_cast<intptr_t>(stage)));  // NOLINT: see stage_from
+    }
+    ctx->saved_data["stages"] = addresses;
+    at::NoGradGuard no_grad;
+    at::Tensor x = input;
+    for (size_t i = 0; i < segment.stages.size(); ++i) {
+      if (segment.observer) segment.observer(i, true);
+      x = segment.stages[i]->forward(x);
+      if (segment.observer) segment.observer(i, false);
+    }
+    return {x};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const at::Tensor input = ctx->get_saved_variables().at(0);
+    std::vector<zoo::Stage*> stages;
+    for (const int64_t address : ctx->saved_data["stages"].toIntVector()) stages.push_back(&stage_from(address));
+    const bool input_needs_grad = ctx->saved_data["input_needs_grad"].toBool();
+    const auto parameter_count = static_cast<size_t>(ctx->saved_data["parameters"].toInt());
+
+    at::Tensor replay_input = input.detach().requires_grad_(input_needs_grad);
+    const std::vector<at::Tensor> trainable = trainable_parameters(stages);
+    at::Tensor output;
+    {
+      RngState saved{at::globalContext().defaultGenerator(input.device()), ctx->saved_data["rng_state"].toTensor()};
+      RngRestore restore(saved);
+      at::AutoGradMode grad_mode(true);
+      output = replay_input;
+      for (zoo::Stage* stage : stages) output = stage->forward(output);
+    }
+    std::vector<at::Tensor> wrt;
+    if (input_needs_grad) wrt.push_back(replay_input);
+    wrt.insert(wrt.end(), trainable.begin(), trainable.end());
+    const auto grads = torch::autograd::grad({output}, wrt, {grad_outputs.at(0)}, /*retain_graph=*/false,
+                                             /*create_graph=*/false, /*allow_unused=*/true);
+    // One gradient per forward input: the input, each parameter, and none for the address.
+    variable_list result;
+    size_t next = 0;
+    result.push_back(input_needs_grad ? grads[next++] : at::Tensor());
+    for (size_t i = 0; i < parameter_count; ++i) result.push_back(grads.at(next++));
+    result.emplace_back();
+    return result;
+  }
+
+ private:
+  // Addresses carried through IValues: the segment lives until forward returns; the stages outlive the step.
+  static const Segment& segment_from(int64_t address) {
+    return *reinterpret_cast<const Segment*>(static_cast<intptr_t>(address));  // NOLINT
+  }
+  static zoo::Stage& stage_from(int64_t address) {
+    return *reinterpret_cast<zoo::Stage*>(static_cast<intptr_t>(address));  // NOLINT
+  }
+};
+
+}  // namespace
+
+at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at::Tensor& input,
+                                const SegmentObserver& observer) {
+  if (!at::GradMode::is_enabled()) {
+    at::Tensor x = input;
+    for (size_t i = 0; i < stages.size(); ++i) {
+      if (observer) observer(i, true);
+      x = stages[i]->forward(x);
+      if (observer) observer(i, false);
+    }
+    return x;
+  }
+  const Segment segment{stages, observer};
+  const variable_list trainable = trainable_parameters(stages);
+  const auto address = static_cast<int64_t>(reinterpret_cast<intptr_t>(&segment));  // NOLINT: see segment_from
+  return Checkpoint::apply(input, at::TensorList(trainable), address).at(0);
+}
+
+at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input) {
+  return checkpointed_forward(std::vector<zoo::Stage*>{&stage}, input);
+}
+
+}  // namespace vram::profile

@@ -1,0 +1,29 @@
+#pragma once
+// Activation checkpointing for a run of stages: the forward runs without keeping anything but the input; backward
+// runs the forward again with autograd, restoring the random-number state the first forward saw (so dropout draws
+// the same mask), and takes gradients through it. Loss and gradients equal the unoptimized step's.
+//
+// Private to the vram modules. Thread-safety: as the stage itself.
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <vector>
+
+#include "vram/zoo/zoo.h"
+
+namespace vram::profile {
+
+// Called around each stage of the first forward (not the recomputation): the stage's index in the segment, and
+// true before it, false after it.
+using SegmentObserver = std::function<void(size_t stage, bool before)>;
+
+// A segment of consecutive stages run as one checkpoint: only `input` is kept. Returns the last stage's output;
+// in backward, gradients reach the input (when it needs one) and every trainable parameter of the segment. With
+// autograd off it is a plain forward.
+at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& segment, const at::Tensor& input,
+                                const SegmentObserver& observer = {});
+// One stage as its own segment.
+at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input);
+
+}  // namespace vram::profile

@@ -325,7 +325,11 @@ int profile_command(const core::config::Config& config) {
   auto profile = vram::profile::profile_step(options);
   if (!profile) return fail("profile", profile.error());
   if (config.boolean("vram.json")) {
-    std::cout << vram::profile::to_json(*profile) << "\n";
+    auto json = nlohmann::json::parse(vram::profile::to_json(*profile));
+    if (auto e = vram::estimate::estimate(request->workload, backend_for(request->device))) {
+      json["predicted_peak_bytes"] = e->peak_bytes;
+    }
+    std::cout << json.dump(2) << "\n";
   } else {
     std::cout << vram::profile::to_table(*profile);
     if (auto e = vram::estimate::estimate(request->workload, backend_for(request->device))) {

@@ -118,8 +118,9 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
       for (zoo::Stage* stage : stages) output = stage->forward(output);
     }
     std::vector<at::Tensor> wrt;
+    wrt.reserve(trainable.size() + 1);
     if (input_needs_grad) wrt.push_back(replay_input);
-    wrt.insert(wrt.end(), trainable.begin(), trainable.end());
+    for (const auto& parameter : trainable) wrt.push_back(parameter);
     const auto grads = torch::autograd::grad({output}, wrt, {grad_outputs.at(0)}, /*retain_graph=*/false,
                                              /*create_graph=*/false, /*allow_unused=*/true);
     // One gradient per forward input: the input, each parameter, and none for the address.
@@ -161,7 +162,8 @@ at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at
 }
 
 at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input) {
-  return checkpointed_forward(std::vector<zoo::Stage*>{&stage}, input);
+  const std::vector<zoo::Stage*> segment(1, &stage);
+  return checkpointed_forward(segment, input);
 }
 
 }  // namespace vram::profile

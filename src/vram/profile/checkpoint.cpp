@@ -144,6 +144,12 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
 
 }  // namespace
 
+// GCC 13 at -O3 reports an out-of-bounds memmove inside LibTorch's Function::apply (a std::vector<bool> reserve
+// inlined here); it is a known false positive of -Warray-bounds, so it is silenced for this one function.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#endif
 at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at::Tensor& input,
                                 const SegmentObserver& observer) {
   if (!at::GradMode::is_enabled()) {
@@ -160,6 +166,9 @@ at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at
   const auto address = static_cast<int64_t>(reinterpret_cast<intptr_t>(&segment));  // NOLINT: see segment_from
   return Checkpoint::apply(input, at::TensorList(trainable), address).at(0);
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input) {
   const std::vector<zoo::Stage*> segment(1, &stage);

@@ -145,10 +145,13 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
 }  // namespace
 
 // GCC 13 at -O3 reports an out-of-bounds memmove inside LibTorch's Function::apply (a std::vector<bool> reserve
-// inlined here); it is a known false positive of -Warray-bounds, so it is silenced for this one function.
+// inlined here); it is a known false positive of -Warray-bounds and -Wstringop-overflow (GCC bug 107852), so
+// both are silenced for this one function.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#pragma GCC diagnostic ignored "-Wstringop-overread"
 #endif
 at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at::Tensor& input,
                                 const SegmentObserver& observer) {

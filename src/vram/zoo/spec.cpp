@@ -210,7 +210,7 @@ void count_vit(const ModelSpec& model, Counter& counter) {
 
 void count_resnet(const ModelSpec& model, Counter& counter) {
   constexpr int64_t kExpansion = 4;
-  counter.base(3 * 7 * 7 * model.base_width + 2 * model.base_width);  // stem convolution and BatchNorm
+  counter.base(model.base_width * 3 * 7 * 7 + 2 * model.base_width);  // stem convolution and BatchNorm
   int64_t in_channels = model.base_width;
   for (size_t stage = 0; stage < model.blocks_per_stage.size(); ++stage) {
     const int64_t width = model.base_width << stage;

@@ -1,6 +1,7 @@
 #include "vram/zoo/zoo.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/cuda.h>
 #include <torch/nn/module.h>
 #include <torch/version.h>
@@ -30,9 +31,11 @@ at::ScalarType scalar_type(DType dtype) {
   return at::kFloat;
 }
 
-// A private generator of the device's kind, so that seeding it leaves the process-wide one alone. Cloning the
-// default generator is the one way to get a CUDA generator without CUDA headers.
+// A private generator of the device's kind, so that seeding it leaves the process-wide one alone. On the CPU it is
+// made directly: LibTorch 1.13's Generator::clone() leaks the clone. Cloning the default generator is the one way
+// to get a CUDA generator without CUDA headers.
 at::Generator seeded_generator(at::Device device, uint64_t seed) {
+  if (device.is_cpu()) return at::make_generator<at::CPUGeneratorImpl>(seed);
   at::Generator global = at::globalContext().defaultGenerator(device);
   at::Generator generator;
   {

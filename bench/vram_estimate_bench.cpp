@@ -79,6 +79,7 @@ std::vector<Config> gpu_configs() {
       {"llama-7b", kTrain, kBf16, kAdamW, "r16:q,k,v,o", 8, 2048, "checkpoint"},
       {"gpt2", kTrain, kBf16, kAdamW, "", 16, 1024, "checkpoint"},
       {"resnet50", kTrain, kFp32, kMomentum, "", 64, 0, "checkpoint"},
+      {"llama-7b", kTrain, kBf16, kAdamW, "r16:q,k,v,o", 8, 2048, "offload"},
   };
 }
 

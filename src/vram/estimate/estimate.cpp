@@ -479,8 +479,10 @@ void apply_plan(const Context& c, std::vector<StageReplay>& stages) {
   Context without_autograd = c;
   without_autograd.train = false;
   const std::vector<StageReplay> plain = replay_stages(without_autograd);
+  int64_t previous_offloaded_input = 0;  // prefetched while the next segment runs backward
   for (size_t first = 0; first < stages.size(); ++first) {
-    if (plan.policy(first) != zoo::StagePolicy::kCheckpoint) continue;
+    if (!zoo::starts_segment(plan.policy(first))) continue;
+    const bool offload = plan.policy(first) == zoo::StagePolicy::kOffload;
     size_t last = first;
     while (last + 1 < stages.size() && plan.policy(last + 1) == zoo::StagePolicy::kJoin) ++last;
     int64_t kept = 0;  // by the recomputation so far, the segment input excluded (it is kept already)
@@ -501,10 +503,16 @@ void apply_plan(const Context& c, std::vector<StageReplay>& stages) {
       recompute = std::max(recompute, alive + stages[i].estimate.backward_transient_bytes);
       alive -= kept_by[i - first];
     }
+    // An offloaded input comes back for this backward, and the segment before's is prefetched under it.
+    if (offload) {
+      recompute += stages[first].input_bytes + previous_offloaded_input;
+      previous_offloaded_input = stages[first].input_bytes;
+    }
     for (size_t i = first; i <= last; ++i) {
       StageReplay& stage = stages[i];
       stage.estimate.forward_transient_bytes = plain[i].estimate.forward_transient_bytes;
-      stage.saved_bytes = i == first ? stage.input_bytes : 0;  // 0 when the input is the batch, held anyway
+      // The input stays on the device unless offloaded (0 when it is the batch, held anyway).
+      stage.saved_bytes = i == first && !offload ? stage.input_bytes : 0;
       stage.input_kept = stage.saved_bytes > 0;
       stage.estimate.backward_transient_bytes = i == last ? recompute : 0;
       stage.backward_gradient_bytes = i == last ? gradients : 0;

@@ -52,6 +52,7 @@ class RngRestore {
 struct Segment {
   std::vector<zoo::Stage*> stages;
   SegmentObserver observer;
+  Offload offload;
 };
 
 // What the segment's gradients are taken for: the stages' own trainable parameters and those they share with
@@ -84,7 +85,14 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
     ctx->saved_data["input_needs_grad"] = input.requires_grad();
     ctx->saved_data["parameters"] = static_cast<int64_t>(parameters.size());
     ctx->saved_data["rng_state"] = save_rng(input.device()).state;
-    ctx->save_for_backward({input});
+    ctx->saved_data["device"] = input.device().str();
+    if (segment.offload.stash != nullptr) {
+      segment.offload.stash->put(segment.offload.slot, input);
+      ctx->saved_data["stash"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(segment.offload.stash));  // NOLINT
+      ctx->saved_data["slot"] = static_cast<int64_t>(segment.offload.slot);
+    } else {
+      ctx->save_for_backward({input});
+    }
     std::vector<int64_t> addresses;
     for (zoo::Stage* stage : segment.stages) {
       addresses.push_back(static_cast<int64_t>(reinterpret_cast<intptr_t>(stage)));  // NOLINT: see stage_from
@@ -101,7 +109,16 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const at::Tensor input = ctx->get_saved_variables().at(0);
+    at::Tensor input;
+    if (ctx->saved_data.count("stash")) {
+      auto* stash = reinterpret_cast<HostStash*>(static_cast<intptr_t>(ctx->saved_data["stash"].toInt()));  // NOLINT
+      const auto slot = static_cast<size_t>(ctx->saved_data["slot"].toInt());
+      // The segment before this one runs backward next: start bringing its input back now, under this one's work.
+      if (slot > 0) stash->prefetch(slot - 1);
+      input = stash->take(slot);
+    } else {
+      input = ctx->get_saved_variables().at(0);
+    }
     std::vector<zoo::Stage*> stages;
     for (const int64_t address : ctx->saved_data["stages"].toIntVector()) stages.push_back(&stage_from(address));
     const bool input_needs_grad = ctx->saved_data["input_needs_grad"].toBool();
@@ -111,7 +128,8 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
     const std::vector<at::Tensor> trainable = trainable_parameters(stages);
     at::Tensor output;
     {
-      RngState saved{at::globalContext().defaultGenerator(input.device()), ctx->saved_data["rng_state"].toTensor()};
+      const at::Device device(ctx->saved_data["device"].toStringRef());
+      RngState saved{at::globalContext().defaultGenerator(device), ctx->saved_data["rng_state"].toTensor()};
       RngRestore restore(saved);
       at::AutoGradMode grad_mode(true);
       output = replay_input;
@@ -154,7 +172,7 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
 #pragma GCC diagnostic ignored "-Wstringop-overread"
 #endif
 at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at::Tensor& input,
-                                const SegmentObserver& observer) {
+                                const SegmentObserver& observer, Offload offload) {
   if (!at::GradMode::is_enabled()) {
     at::Tensor x = input;
     for (size_t i = 0; i < stages.size(); ++i) {
@@ -164,7 +182,7 @@ at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at
     }
     return x;
   }
-  const Segment segment{stages, observer};
+  const Segment segment{stages, observer, offload};
   const variable_list trainable = trainable_parameters(stages);
   const auto address = static_cast<int64_t>(reinterpret_cast<intptr_t>(&segment));  // NOLINT: see segment_from
   return Checkpoint::apply(input, at::TensorList(trainable), address).at(0);

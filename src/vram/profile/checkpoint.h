@@ -10,6 +10,7 @@
 #include <functional>
 #include <vector>
 
+#include "vram/profile/host_stash.h"
 #include "vram/zoo/zoo.h"
 
 namespace vram::profile {
@@ -18,11 +19,18 @@ namespace vram::profile {
 // true before it, false after it.
 using SegmentObserver = std::function<void(size_t stage, bool before)>;
 
+// Where a segment's input waits for backward: in `stash` slot `slot` (host memory), or on the device (no stash).
+// Offloaded segments are numbered in forward order; each one's backward prefetches the slot before its own.
+struct Offload {
+  HostStash* stash = nullptr;
+  size_t slot = 0;
+};
+
 // A segment of consecutive stages run as one checkpoint: only `input` is kept. Returns the last stage's output;
 // in backward, gradients reach the input (when it needs one) and every trainable parameter of the segment. With
 // autograd off it is a plain forward.
 at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& segment, const at::Tensor& input,
-                                const SegmentObserver& observer = {});
+                                const SegmentObserver& observer = {}, Offload offload = {});
 // One stage as its own segment.
 at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input);
 

@@ -124,6 +124,44 @@ TEST(Checkpoint, RunnerStepsMatchTheUnoptimizedOnes) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "parameter " << i;
 }
 
+// Offload keeps each segment's input in host memory instead (on the CPU the copy is host to host, but the path is
+// the same): same parameters after five steps, and the host buffers are reused from step to step.
+TEST(Checkpoint, OffloadedStepsMatchTheUnoptimizedOnes) {
+  at::set_num_threads(2);
+  auto meter = memory::Meter::create("cpu").value();
+  RunnerOptions plain_options;
+  plain_options.workload = tiny("llama-tiny", "r4:q,k,v,o", 2, 32);
+  plain_options.seed = 9;
+  RunnerOptions offload_options = plain_options;
+  offload_options.workload.plan = zoo::parse_plan("offload", plain_options.workload.model).value();
+  auto plain = Runner::create(plain_options).value();
+  auto offloaded = Runner::create(offload_options).value();
+  ASSERT_TRUE(plain->step(2, 32).ok());
+  ASSERT_TRUE(offloaded->step(2, 32).ok());
+  const int64_t after_first = meter->read().allocated_bytes;
+  for (int step = 1; step < 5; ++step) {
+    ASSERT_TRUE(plain->step(2, 32).ok());
+    ASSERT_TRUE(offloaded->step(2, 32).ok());
+  }
+  EXPECT_EQ(meter->read().allocated_bytes, after_first);
+  const auto a = plain->model().trainable_parameters();
+  const auto b = offloaded->model().trainable_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "parameter " << i;
+}
+
+TEST(Checkpoint, PlansParse) {
+  const auto llama = zoo::find_model("llama-tiny").value();  // embedding, 2 x (attention, mlp), norm, head
+  EXPECT_EQ(zoo::parse_plan("checkpoint", llama).value().stages.size(), 7u);
+  EXPECT_EQ(zoo::parse_plan("offload", llama).value().policy(1), zoo::StagePolicy::kOffload);
+  EXPECT_EQ(zoo::parse_plan("offload", llama).value().policy(2), zoo::StagePolicy::kJoin);
+  EXPECT_EQ(zoo::parse_plan("checkpoint-stages", llama).value().policy(2), zoo::StagePolicy::kCheckpoint);
+  EXPECT_EQ(zoo::parse_plan("kcjojkk", llama).value().policy(3), zoo::StagePolicy::kOffload);
+  EXPECT_FALSE(zoo::parse_plan("kjckkkk", llama).ok());  // a join needs a segment before it
+  EXPECT_FALSE(zoo::parse_plan("kc", llama).ok());       // one letter per stage
+  EXPECT_FALSE(zoo::parse_plan("sometimes", llama).ok());
+}
+
 TEST(Checkpoint, MemoryDoesNotGrowOver100Steps) {
   at::set_num_threads(2);
   auto meter = memory::Meter::create("cpu").value();

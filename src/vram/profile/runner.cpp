@@ -5,6 +5,7 @@
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@ struct Runner::Impl {
   RunnerOptions options;
   std::unique_ptr<zoo::Model> model;
   std::unique_ptr<torch::optim::Optimizer> optimizer;  // null for inference
+  std::unique_ptr<HostStash> stash;                    // where offloaded segment inputs wait; null without
   std::optional<zoo::Batch> batch;                     // the last shape's inputs, reused while it repeats
   int64_t batch_size = 0;
   int64_t batch_seq = 0;
@@ -46,14 +48,16 @@ struct Runner::Impl {
     if (!train) no_grad.emplace();
     at::Tensor x = inputs.input;
     const auto& plan = options.workload.plan;
+    size_t next_slot = 0;
     for (size_t stage = 0; stage < model->stage_count();) {
       // A checkpoint segment: this stage and the ones that join it.
       size_t last = stage;
-      if (train && plan.policy(stage) == zoo::StagePolicy::kCheckpoint) {
+      const bool segment_starts = train && zoo::starts_segment(plan.policy(stage));
+      if (segment_starts) {
         while (last + 1 < model->stage_count() && plan.policy(last + 1) == zoo::StagePolicy::kJoin) ++last;
       }
       at::Tensor output;
-      if (train && plan.policy(stage) == zoo::StagePolicy::kCheckpoint) {
+      if (segment_starts) {
         std::vector<zoo::Stage*> segment;
         for (size_t i = stage; i <= last; ++i) segment.push_back(&model->stage(i));
         SegmentObserver segment_observer;
@@ -62,7 +66,9 @@ struct Runner::Impl {
             before ? observer->on_forward_begin(stage + i) : observer->on_forward_end(stage + i);
           };
         }
-        output = checkpointed_forward(segment, x, segment_observer);
+        Offload offload;
+        if (plan.policy(stage) == zoo::StagePolicy::kOffload) offload = {stash.get(), next_slot++};
+        output = checkpointed_forward(segment, x, segment_observer, offload);
         x = at::Tensor();
       } else {
         if (observer) observer->on_forward_begin(stage);
@@ -126,6 +132,10 @@ core::Result<std::unique_ptr<Runner>> Runner::create(const RunnerOptions& option
     }
   } else {
     impl->model->module().eval();
+  }
+  const auto& stages = options.workload.plan.stages;
+  if (std::find(stages.begin(), stages.end(), zoo::StagePolicy::kOffload) != stages.end()) {
+    impl->stash = HostStash::create(at::Device(options.device));
   }
   return std::unique_ptr<Runner>(new Runner(std::move(impl)));
 }

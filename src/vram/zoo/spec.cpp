@@ -334,6 +334,7 @@ const char* to_string(StagePolicy policy) {
     case StagePolicy::kKeep: return "keep";
     case StagePolicy::kCheckpoint: return "checkpoint";
     case StagePolicy::kJoin: return "join";
+    case StagePolicy::kOffload: return "offload";
   }
   return "keep";
 }
@@ -364,15 +365,16 @@ core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model) {
   if (text.empty() || text == "keep") return plan;
   const auto layout = stage_layout(model);
   const size_t stage_count = layout.size();
-  if (text == "checkpoint" || text == "checkpoint-stages") {
+  if (text == "checkpoint" || text == "checkpoint-stages" || text == "offload") {
     // Transformer layers and ResNet blocks: where the activations are; embeddings, norms and heads stay.
-    const bool per_layer = text == "checkpoint";
+    const bool per_layer = text != "checkpoint-stages";
+    const StagePolicy start = text == "offload" ? StagePolicy::kOffload : StagePolicy::kCheckpoint;
     for (const auto& stage : layout) {
       if (stage.kind == "mlp" && per_layer) {
         plan.stages.push_back(StagePolicy::kJoin);
       } else {
         const bool block = stage.kind == "attention" || stage.kind == "mlp" || stage.kind == "block";
-        plan.stages.push_back(block ? StagePolicy::kCheckpoint : StagePolicy::kKeep);
+        plan.stages.push_back(block ? start : StagePolicy::kKeep);
       }
     }
     return plan;
@@ -383,13 +385,16 @@ core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model) {
         "plan '" + text + "': " + why + "; use keep, checkpoint, checkpoint-stages, or one letter per stage (" +
             std::to_string(stage_count) + " stages; k = keep, c = checkpoint, j = join the segment before)");
   };
-  if (text.size() != stage_count || text.find_first_not_of("kcj") != std::string::npos) {
-    return invalid("not one of k, c, j per stage");
+  if (text.size() != stage_count || text.find_first_not_of("kcoj") != std::string::npos) {
+    return invalid("not one of k, c, o, j per stage");
   }
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (c == 'j' && (i == 0 || text[i - 1] == 'k')) return invalid("j must follow c or j");
-    plan.stages.push_back(c == 'c' ? StagePolicy::kCheckpoint : c == 'j' ? StagePolicy::kJoin : StagePolicy::kKeep);
+    plan.stages.push_back(c == 'c'   ? StagePolicy::kCheckpoint
+                          : c == 'o' ? StagePolicy::kOffload
+                          : c == 'j' ? StagePolicy::kJoin
+                                     : StagePolicy::kKeep);
   }
   return plan;
 }

@@ -74,7 +74,13 @@ enum class StagePolicy {
   kKeep,        // what autograd saves stays on the device
   kCheckpoint,  // starts a checkpoint segment: only its input is kept; the forward runs again in backward
   kJoin,        // joins the segment of the stage before (a Llama layer: attention and MLP, one kept input)
+  kOffload,     // starts a checkpoint segment whose input waits in host memory until its backward
 };
+
+// Whether a policy starts a checkpoint segment.
+inline bool starts_segment(StagePolicy policy) {
+  return policy == StagePolicy::kCheckpoint || policy == StagePolicy::kOffload;
+}
 
 // How a step runs: one policy per stage (empty: keep everything).
 struct Plan {
@@ -92,8 +98,9 @@ std::vector<StageName> stage_layout(const ModelSpec& model);
 
 const char* to_string(StagePolicy policy);
 // "keep"; "checkpoint" (a segment per transformer layer, attention and MLP, and per ResNet block);
-// "checkpoint-stages" (a segment per attention, MLP or ResNet block); or one letter per stage: k(eep),
-// c(heckpoint: a segment starts), j(oin the segment before).
+// "checkpoint-stages" (a segment per attention, MLP or ResNet block); "offload" (as "checkpoint", the segments'
+// inputs in host memory); or one letter per stage: k(eep), c(heckpoint: a segment starts), o(ffload: a segment
+// starts, its input goes to host memory), j(oin the segment before).
 core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model);
 
 // One step: for inference a forward pass without autograd (a prefill for LLMs); for training forward, loss,

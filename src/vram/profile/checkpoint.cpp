@@ -7,6 +7,17 @@
 #include <optional>
 #include <vector>
 
+// GCC 13 at -O3 reports an out-of-bounds memmove inside LibTorch's Function::apply (a std::vector<bool> reserve
+// inlined here); it is a known false positive of -Warray-bounds and -Wstringop-overflow (GCC bug 107852), so
+// both are silenced in this file (the
+// warnings land wherever GCC inlines apply()).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#pragma GCC diagnostic ignored "-Wstringop-overread"
+#endif
+
 namespace vram::profile {
 namespace {
 
@@ -162,15 +173,6 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
 
 }  // namespace
 
-// GCC 13 at -O3 reports an out-of-bounds memmove inside LibTorch's Function::apply (a std::vector<bool> reserve
-// inlined here); it is a known false positive of -Warray-bounds and -Wstringop-overflow (GCC bug 107852), so
-// both are silenced for this one function.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Warray-bounds"
-#pragma GCC diagnostic ignored "-Wstringop-overflow"
-#pragma GCC diagnostic ignored "-Wstringop-overread"
-#endif
 at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at::Tensor& input,
                                 const SegmentObserver& observer, Offload offload) {
   if (!at::GradMode::is_enabled()) {
@@ -187,9 +189,6 @@ at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at
   const auto address = static_cast<int64_t>(reinterpret_cast<intptr_t>(&segment));  // NOLINT: see segment_from
   return Checkpoint::apply(input, at::TensorList(trainable), address).at(0);
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input) {
   const std::vector<zoo::Stage*> segment(1, &stage);
@@ -197,3 +196,7 @@ at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input) {
 }
 
 }  // namespace vram::profile
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

@@ -7,16 +7,6 @@
 #include <optional>
 #include <vector>
 
-// GCC 13 at -O3 reports an out-of-bounds memmove inside LibTorch's Function::apply (a std::vector<bool> reserve
-// inlined here); it is a known false positive of -Warray-bounds and -Wstringop-overflow (GCC bug 107852), so
-// both are silenced in this file: the warnings land wherever GCC inlines apply().
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Warray-bounds"
-#pragma GCC diagnostic ignored "-Wstringop-overflow"
-#pragma GCC diagnostic ignored "-Wstringop-overread"
-#endif
-
 namespace vram::profile {
 namespace {
 
@@ -195,7 +185,3 @@ at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input) {
 }
 
 }  // namespace vram::profile
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif

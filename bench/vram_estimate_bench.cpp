@@ -35,6 +35,7 @@ struct Config {
   int64_t batch;
   int64_t seq;
   std::string plan = "keep";
+  int64_t loss_chunk = 0;
 };
 
 constexpr auto kTrain = Mode::kTrain;
@@ -80,6 +81,7 @@ std::vector<Config> gpu_configs() {
       {"gpt2", kTrain, kBf16, kAdamW, "", 16, 1024, "checkpoint"},
       {"resnet50", kTrain, kFp32, kMomentum, "", 64, 0, "checkpoint"},
       {"llama-7b", kTrain, kBf16, kAdamW, "r16:q,k,v,o", 8, 2048, "offload"},
+      {"llama-7b", kTrain, kBf16, kAdamW, "r16:q,k,v,o", 8, 2048, "offload", 2048},
   };
 }
 
@@ -145,6 +147,7 @@ int main(int argc, char** argv) {
     workload.batch = config.batch;
     workload.seq = config.seq;
     workload.plan = *plan;
+    workload.plan.loss_chunk_tokens = config.loss_chunk;
     nlohmann::json row = {{"config", number},
                           {"model", config.model},
                           {"mode", vram::zoo::to_string(config.mode)},
@@ -154,6 +157,7 @@ int main(int argc, char** argv) {
                           {"batch", config.batch},
                           {"seq", config.seq},
                           {"plan", config.plan},
+                          {"loss_chunk", config.loss_chunk},
                           {"device", device}};
     auto predicted = vram::estimate::estimate(workload, backend);
     if (!predicted) {

@@ -35,6 +35,7 @@ struct Fields {
   std::string device = "auto";
   std::string budget;
   std::string plan;
+  int64_t loss_chunk = 0;
 };
 
 core::Result<Request> to_request(const Fields& f) {
@@ -63,6 +64,8 @@ core::Result<Request> to_request(const Fields& f) {
   auto plan = vram::zoo::parse_plan(f.plan, *model);
   if (!plan) return plan.error();
   request.workload.plan = *plan;
+  if (f.loss_chunk < 0) return core::make_error(core::ErrorCode::kInvalidArgument, "loss_chunk cannot be negative");
+  request.workload.plan.loss_chunk_tokens = f.loss_chunk;
   // "auto": the GPU when this build's LibTorch sees one, else the CPU.
   request.device = f.device != "auto"                                        ? f.device
                    : vram::memory::runtime("cuda").cuda_capability_major > 0 ? "cuda"
@@ -87,6 +90,7 @@ core::Result<Request> from_config(const core::config::Config& config) {
   f.device = config.text("vram.device");
   f.budget = config.text("vram.budget");
   f.plan = config.text("vram.plan");
+  f.loss_chunk = config.integer("vram.loss_chunk");
   return to_request(f);
 }
 
@@ -97,7 +101,7 @@ core::Result<Request> from_json(const nlohmann::json& json) {
                                               "batch", "seq",  "device", "budget"};
   for (const auto& [key, value] : json.items()) {
     if (!known.count(key)) return core::make_error(core::ErrorCode::kInvalidArgument, "unknown field '" + key + "'");
-    const bool number = key == "batch" || key == "seq";
+    const bool number = key == "batch" || key == "seq" || key == "loss_chunk";
     if (number ? !value.is_number_integer() : !value.is_string()) {
       return core::make_error(core::ErrorCode::kInvalidArgument,
                               "field '" + key + "' must be " + (number ? "an integer" : "a string"));
@@ -116,6 +120,7 @@ core::Result<Request> from_json(const nlohmann::json& json) {
   text("plan", f.plan);
   if (json.contains("batch")) f.batch = json["batch"].get<int64_t>();
   if (json.contains("seq")) f.seq = json["seq"].get<int64_t>();
+  if (json.contains("loss_chunk")) f.loss_chunk = json["loss_chunk"].get<int64_t>();
   return to_request(f);
 }
 
@@ -210,6 +215,9 @@ std::vector<Option> workload_options() {
        OptionKind::kString},
       {"vram.budget", "budget", "", "", "batch: memory budget, e.g. 16GB (empty: the whole device)",
        OptionKind::kString},
+      {"vram.loss_chunk", "loss-chunk", "", "0",
+       "language models: head and loss over this many tokens at a time, checkpointed (0: all at once)",
+       OptionKind::kInt},
       {"vram.confirm", "confirm", "", "false", "batch: also run batch + 1 to see it fail (one more step)",
        OptionKind::kBool},
       {"vram.html", "html", "", "", "profile: also write the timeline as a self-contained HTML page here",

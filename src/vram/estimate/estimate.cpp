@@ -275,6 +275,10 @@ StageParameters transformer_parameters(const Context& c, const std::string& kind
   return p;
 }
 
+bool chunked_loss(const Context& c) {
+  return c.train && c.workload.plan.loss_chunk_tokens > 0 && c.workload.model.is_language_model();
+}
+
 // Stages whose replay is a single output: embeddings, the final norm, heads.
 StageReplay simple_stage(const Context& c, int64_t in_bytes, bool in_grad, int64_t out_bytes, bool keeps_input,
                          int64_t transient_extra, bool persistent_input = false) {
@@ -453,9 +457,23 @@ std::vector<StageReplay> transformer_stages(const Context& c) {
   const auto& previous = stages.back();
   const int64_t head_rows = vit ? batch : rows;
   const int64_t classes = vit ? m.classes : m.vocab;
-  // The head keeps its input when its weight trains (for ViT the class-token view keeps the whole input).
-  stages.push_back(
-      simple_stage(c, previous.output_bytes, previous.output_requires_grad, head_rows * classes * e, c.full, 0));
+  if (chunked_loss(c)) {
+    // The head and the loss, a checkpointed piece at a time: the hidden states are kept; one piece's logits, their
+    // float32 copy and log-probabilities exist at once; the output is the loss itself.
+    const int64_t piece = std::min(rows, c.workload.plan.loss_chunk_tokens) * classes;
+    StageReplay head = simple_stage(c, previous.output_bytes, previous.output_requires_grad, 0, true, 0);
+    const int64_t pieces = (rows + c.workload.plan.loss_chunk_tokens - 1) / c.workload.plan.loss_chunk_tokens;
+    head.saved_bytes += pieces * c.backend.rng_state_bytes;
+    head.estimate.forward_transient_bytes = piece * (e + 2 * kFloat32);
+    // In backward, piece by piece: the recomputed log-probabilities and the two float32 gradients of the loss,
+    // then the gradient of the hidden states.
+    head.estimate.backward_transient_bytes = 3 * piece * kFloat32 + previous.output_bytes;
+    stages.push_back(head);
+  } else {
+    // The head keeps its input when its weight trains (for ViT the class-token view keeps the whole input).
+    stages.push_back(
+        simple_stage(c, previous.output_bytes, previous.output_requires_grad, head_rows * classes * e, c.full, 0));
+  }
   stages.back().estimate.name = "head";
   stages.back().estimate.kind = "head";
   for (auto& stage : stages) {
@@ -513,7 +531,8 @@ void apply_plan(const Context& c, std::vector<StageReplay>& stages) {
       stage.estimate.forward_transient_bytes = plain[i].estimate.forward_transient_bytes;
       // The input stays on the device unless offloaded (0 when it is the batch, held anyway).
       stage.saved_bytes = i == first && !offload ? stage.input_bytes : 0;
-      stage.input_kept = stage.saved_bytes > 0;
+      if (i == first) stage.saved_bytes += c.backend.rng_state_bytes;
+      stage.input_kept = i == first && !offload && stage.input_bytes > 0;
       stage.estimate.backward_transient_bytes = i == last ? recompute : 0;
       stage.backward_gradient_bytes = i == last ? gradients : 0;
     }
@@ -555,6 +574,7 @@ Backend backend_for(bool cuda, int libtorch_major, int cuda_capability_major) {
   backend.cuda = cuda;
   backend.fused_attention = cuda || libtorch_major >= 2;
   backend.mean_keeps_input = libtorch_major < 2;
+  backend.rng_state_bytes = cuda ? 16 : 5056;
   backend.blas_workspace_bytes = !cuda ? 0 : cuda_capability_major >= 9 ? 32ll << 20 : (8ll << 20) + (128ll << 10);
   return backend;
 }
@@ -615,9 +635,11 @@ core::Result<Estimate> estimate(const zoo::Workload& workload, const Backend& ba
     const int64_t logits = rows * classes * e;
     const int64_t log_probs = rows * classes * kFloat32;
     const int64_t cast = e == kFloat32 ? 0 : log_probs;
-    consider(base + kept + logits + cast + log_probs, "loss", "loss");
-    // Backward of the loss: the gradient of the log-probabilities, then of the float32 logits.
-    consider(base + kept + log_probs + 2 * log_probs, "backward", "loss");
+    if (!chunked_loss(c)) {  // a chunked loss runs inside the head's forward and backward
+      consider(base + kept + logits + cast + log_probs, "loss", "loss");
+      // Backward of the loss: the gradient of the log-probabilities, then of the float32 logits.
+      consider(base + kept + log_probs + 2 * log_probs, "backward", "loss");
+    }
     int64_t gradients = 0;
     for (size_t i = stages.size(); i-- > 0;) {
       const auto& stage = stages[i];

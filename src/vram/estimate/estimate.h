@@ -26,6 +26,9 @@ struct Backend {
   // LibTorch 1.x's mean over a dimension keeps its input for backward (2.x keeps only the sizes): in RMSNorm
   // that is a float32 copy of the squares.
   bool mean_keeps_input = false;
+  // Bytes of the random-number state a checkpoint keeps to replay dropout: the CPU generator's Mersenne Twister
+  // state, or CUDA's Philox seed and offset.
+  int64_t rng_state_bytes = 16;
   // cuBLAS workspaces the caching allocator hands out: one per thread that runs matrix products (the caller's
   // and autograd's device thread), sized by LibTorch for the architecture (32 MiB on Hopper).
   int64_t blas_workspace_bytes = 32ll << 20;

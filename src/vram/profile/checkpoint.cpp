@@ -3,6 +3,7 @@
 #include <ATen/core/Generator.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -182,6 +183,48 @@ at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at
 at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input) {
   const std::vector<zoo::Stage*> segment(1, &stage);
   return checkpointed_forward(segment, input);
+}
+
+namespace {
+
+// One piece of the chunked loss as a stage: the head, then the summed cross-entropy of the piece's tokens in
+// float32. Its gradients go to the head's parameters, which it uses but does not own.
+class ChunkLoss final : public zoo::Stage {
+ public:
+  ChunkLoss(zoo::Stage& head, at::Tensor target) : head_(head), target_(std::move(target)) {}
+
+  at::Tensor forward(const at::Tensor& hidden) override {
+    const at::Tensor logits = head_.forward(hidden).to(at::kFloat);
+    return at::nll_loss(at::log_softmax(logits, -1), target_, {}, at::Reduction::Sum);
+  }
+
+  std::vector<at::Tensor> shared_parameters() const override {
+    std::vector<at::Tensor> used = head_.parameters();
+    for (const auto& parameter : head_.shared_parameters()) used.push_back(parameter);
+    return used;
+  }
+
+ private:
+  zoo::Stage& head_;
+  at::Tensor target_;
+};
+
+}  // namespace
+
+at::Tensor chunked_head_loss(zoo::Model& model, const at::Tensor& hidden, const at::Tensor& target,
+                             int64_t tokens_per_chunk, std::vector<std::unique_ptr<zoo::Stage>>& keep_alive) {
+  zoo::Stage& head = model.stage(model.stage_count() - 1);
+  const at::Tensor rows = hidden.flatten(0, -2);
+  const at::Tensor targets = target.flatten();
+  const int64_t count = rows.size(0);
+  at::Tensor total;
+  for (int64_t begin = 0; begin < count; begin += tokens_per_chunk) {
+    const int64_t end = std::min(count, begin + tokens_per_chunk);
+    keep_alive.push_back(std::make_unique<ChunkLoss>(head, targets.slice(0, begin, end)));
+    const at::Tensor part = checkpointed_forward(*keep_alive.back(), rows.slice(0, begin, end));
+    total = total.defined() ? total + part : part;
+  }
+  return total / static_cast<double>(count);
 }
 
 }  // namespace vram::profile

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "vram/profile/host_stash.h"
@@ -33,5 +34,11 @@ at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& segment, const a
                                 const SegmentObserver& observer = {}, Offload offload = {});
 // One stage as its own segment.
 at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input);
+
+// The model's head and its mean cross-entropy over `tokens_per_chunk` tokens at a time, each piece checkpointed:
+// only the hidden states are kept, and in backward each piece's logits are made again. The pieces' stages live in
+// `keep_alive` until backward has run. Equal to model.loss(head(hidden), target) up to summation order.
+at::Tensor chunked_head_loss(zoo::Model& model, const at::Tensor& hidden, const at::Tensor& target,
+                             int64_t tokens_per_chunk, std::vector<std::unique_ptr<zoo::Stage>>& keep_alive);
 
 }  // namespace vram::profile

@@ -150,6 +150,71 @@ TEST(Checkpoint, OffloadedStepsMatchTheUnoptimizedOnes) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "parameter " << i;
 }
 
+// The head and loss in pieces: the same loss and gradients (up to summation order), and less kept at the loss.
+TEST(Checkpoint, ChunkedLossMatchesTheWholeOne) {
+  at::set_num_threads(2);
+  for (const std::string lora : {"", "r4:q,k,v,o"}) {
+    SCOPED_TRACE(lora);
+    zoo::ModelOptions options;
+    options.spec = zoo::find_model("gpt2-tiny").value();  // tied head: its gradient comes from two places
+    options.dtype = zoo::DType::kFloat32;
+    options.lora = zoo::parse_lora(lora).value();
+    options.seed = 4;
+    std::vector<Gradients> runs;
+    for (const int64_t chunk : {int64_t{0}, int64_t{24}}) {
+      auto model = zoo::Model::create(options).value();
+      const auto batch = model->make_batch(2, 40, 3);
+      at::Tensor x = batch.input;
+      for (size_t i = 0; i + 1 < model->stage_count(); ++i) x = model->stage(i).forward(x);
+      std::vector<std::unique_ptr<zoo::Stage>> pieces;
+      const at::Tensor loss = chunk == 0 ? model->loss(model->stage(model->stage_count() - 1).forward(x), batch.target)
+                                         : chunked_head_loss(*model, x, batch.target, chunk, pieces);
+      EXPECT_EQ(pieces.size(), chunk == 0 ? 0u : 4u);  // 80 tokens in pieces of 24
+      loss.backward();
+      Gradients result;
+      result.loss = loss.item<double>();
+      for (const auto& parameter : model->trainable_parameters()) result.grads.push_back(parameter.grad().clone());
+      runs.push_back(result);
+    }
+    EXPECT_NEAR(runs[0].loss, runs[1].loss, 1e-6 * std::fabs(runs[0].loss));
+    ASSERT_EQ(runs[0].grads.size(), runs[1].grads.size());
+    for (size_t i = 0; i < runs[0].grads.size(); ++i) {
+      EXPECT_TRUE(at::allclose(runs[0].grads[i], runs[1].grads[i], 1e-5, 1e-7)) << "parameter " << i;
+    }
+  }
+}
+
+TEST(Checkpoint, ChunkedLossInTheRunnerAndTheEstimator) {
+  at::set_num_threads(2);
+  // Long enough that the loss's float32 logits outweigh the checkpointed layers' inputs.
+  auto w = tiny("llama-tiny", "r4:q,k,v,o", 4, 256);
+  w.plan = zoo::parse_plan("checkpoint", w.model).value();
+  ProfileOptions options;
+  options.workload = w;
+  options.timed_steps = 0;
+  const auto whole = profile_step(options).value();
+  options.workload.plan.loss_chunk_tokens = 128;
+  const auto chunked = profile_step(options).value();
+  // The start of backward (the loss's gradients) needs less: one piece's logits at a time.
+  const auto loss_backward = [](const Profile& profile) {
+    int64_t above_start = 0;
+    for (const auto& t : profile.timeline) {
+      if (t.phase == "backward" && t.stage == "loss") above_start = std::max(above_start, t.peak_bytes - t.begin_bytes);
+    }
+    return above_start;
+  };
+  EXPECT_LT(loss_backward(chunked), loss_backward(whole) / 2);
+  const auto backend = estimate::backend_for(false, memory::runtime("cpu").libtorch_major, 0);
+  const auto predicted = estimate::estimate(options.workload, backend).value();
+  for (size_t i = 0; i < predicted.stages.size(); ++i) {
+    EXPECT_LE(std::llabs(predicted.stages[i].activation_bytes - chunked.stages[i].activation_bytes), 8 << 10)
+        << chunked.stages[i].name;
+  }
+  const double error = static_cast<double>(predicted.peak_bytes - chunked.peak.peak_bytes) /
+                       static_cast<double>(chunked.peak.peak_bytes);
+  EXPECT_LT(std::fabs(error), 0.15) << "predicted " << predicted.peak_bytes << ", measured " << chunked.peak.peak_bytes;
+}
+
 TEST(Checkpoint, PlansParse) {
   const auto llama = zoo::find_model("llama-tiny").value();  // embedding, 2 x (attention, mlp), norm, head
   EXPECT_EQ(zoo::parse_plan("checkpoint", llama).value().stages.size(), 7u);

@@ -18,9 +18,10 @@ namespace vram::profile {
 struct Runner::Impl {
   RunnerOptions options;
   std::unique_ptr<zoo::Model> model;
-  std::unique_ptr<torch::optim::Optimizer> optimizer;  // null for inference
-  std::unique_ptr<HostStash> stash;                    // where offloaded segment inputs wait; null without
-  std::optional<zoo::Batch> batch;                     // the last shape's inputs, reused while it repeats
+  std::unique_ptr<torch::optim::Optimizer> optimizer;    // null for inference
+  std::unique_ptr<HostStash> stash;                      // where offloaded segment inputs wait; null without
+  std::vector<std::unique_ptr<zoo::Stage>> loss_pieces;  // the chunked loss's pieces, alive until backward ran
+  std::optional<zoo::Batch> batch;                       // the last shape's inputs, reused while it repeats
   int64_t batch_size = 0;
   int64_t batch_seq = 0;
 
@@ -43,18 +44,22 @@ struct Runner::Impl {
     if (observer) observer->on_step_begin();
     // Gradients of the previous step go before this one starts, as `zero_grad(set_to_none=True)` does.
     clear_gradients();
+    loss_pieces.clear();  // a step that failed before its backward leaves them
     const zoo::Batch& inputs = batch_for(size, seq);
     std::optional<at::NoGradGuard> no_grad;
     if (!train) no_grad.emplace();
     at::Tensor x = inputs.input;
     const auto& plan = options.workload.plan;
+    // A chunked loss runs the head itself, piece by piece, after the other stages.
+    const bool chunked_loss = train && plan.loss_chunk_tokens > 0 && options.workload.model.is_language_model();
+    const size_t looped_stages = model->stage_count() - (chunked_loss ? 1 : 0);
     size_t next_slot = 0;
-    for (size_t stage = 0; stage < model->stage_count();) {
+    for (size_t stage = 0; stage < looped_stages;) {
       // A checkpoint segment: this stage and the ones that join it.
       size_t last = stage;
       const bool segment_starts = train && zoo::starts_segment(plan.policy(stage));
       if (segment_starts) {
-        while (last + 1 < model->stage_count() && plan.policy(last + 1) == zoo::StagePolicy::kJoin) ++last;
+        while (last + 1 < looped_stages && plan.policy(last + 1) == zoo::StagePolicy::kJoin) ++last;
       }
       at::Tensor output;
       if (segment_starts) {
@@ -84,11 +89,21 @@ struct Runner::Impl {
       stage = last + 1;
     }
     if (!train) return;
-    at::Tensor loss = model->loss(x, inputs.target);
-    x = at::Tensor();  // the loss keeps what backward needs
+    at::Tensor loss;
+    if (chunked_loss) {
+      const size_t head = model->stage_count() - 1;
+      if (observer) observer->on_forward_begin(head);
+      loss = chunked_head_loss(*model, x, inputs.target, plan.loss_chunk_tokens, loss_pieces);
+      x = at::Tensor();
+      if (observer) observer->on_forward_end(head);
+    } else {
+      loss = model->loss(x, inputs.target);
+      x = at::Tensor();  // the loss keeps what backward needs
+    }
     if (observer) observer->on_loss_end();
     loss.backward();
     loss = at::Tensor();
+    loss_pieces.clear();
     if (observer) observer->on_backward_end();
     optimizer->step();
     if (observer) observer->on_optimizer_end();
@@ -152,6 +167,7 @@ core::Status Runner::step(int64_t batch, int64_t seq, StepObserver* observer) {
     // The failed step's tensors are gone with the unwound frames; its partial gradients and inputs go here.
     impl_->clear_gradients();
     impl_->batch.reset();
+    impl_->loss_pieces.clear();
     if (memory::is_out_of_memory(what)) {
       return core::make_error(core::ErrorCode::kOutOfMemory, "out of memory at batch " + std::to_string(batch) +
                                                                  ", sequence " + std::to_string(seq) + " on " +

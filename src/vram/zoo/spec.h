@@ -85,6 +85,9 @@ inline bool starts_segment(StagePolicy policy) {
 // How a step runs: one policy per stage (empty: keep everything).
 struct Plan {
   std::vector<StagePolicy> stages;
+  // Language models: the head and the loss run over this many tokens at a time, each piece checkpointed, so the
+  // float32 logits of the whole batch never exist at once. 0: the whole batch in one piece.
+  int64_t loss_chunk_tokens = 0;
 
   StagePolicy policy(size_t stage) const { return stage < stages.size() ? stages[stage] : StagePolicy::kKeep; }
 };

@@ -109,6 +109,19 @@ Sym rotary(Tape& tape, const Context& c, const Sym& x, int64_t seq, int64_t head
   return out;
 }
 
+// What a stage's replay leaves: kept bytes (its input too when kept, unless it is the batch), transient, output.
+StageReplay finish_replay(const Tape& tape, const Sym& y, int64_t in_bytes, bool persistent_input) {
+  StageReplay replay;
+  replay.input_bytes = persistent_input ? 0 : in_bytes;
+  const auto summary = tape.finish(y);
+  replay.saved_bytes = summary.kept_bytes + (summary.input_kept && !persistent_input ? in_bytes : 0);
+  replay.input_kept = summary.input_kept && !persistent_input;
+  replay.estimate.forward_transient_bytes = summary.transient_bytes;
+  replay.output_bytes = y.bytes;
+  replay.output_requires_grad = y.requires_grad;
+  return replay;
+}
+
 StageReplay attention_stage(const Context& c, int64_t batch, int64_t seq, int64_t in_bytes, bool in_grad) {
   const auto& m = c.workload.model;
   const int64_t e = c.element_bytes;
@@ -169,14 +182,7 @@ StageReplay attention_stage(const Context& c, int64_t batch, int64_t seq, int64_
   const Sym o = linear(tape, c, projected_input, rows, m.hidden, "o");
   const Sym y = tape.make(rows * m.hidden * e, in_grad || o.requires_grad);
   for (const Sym& local : {o, projected_input, attended, n, q, k, v}) tape.release(local);
-  StageReplay replay;
-  replay.input_bytes = in_bytes;
-  const auto summary = tape.finish(y);
-  replay.saved_bytes = summary.kept_bytes + (summary.input_kept ? in_bytes : 0);
-  replay.input_kept = summary.input_kept;
-  replay.estimate.forward_transient_bytes = summary.transient_bytes;
-  replay.output_bytes = y.bytes;
-  replay.output_requires_grad = y.requires_grad;
+  StageReplay replay = finish_replay(tape, y, in_bytes, false);
   // Backward: the gradients of q, k, v and the projection input, the float32 accumulator of flash attention, and
   // the norm's float32 gradients. The math path also holds the gradients of the scores and the probabilities.
   const int64_t attention_workspace =
@@ -214,14 +220,7 @@ StageReplay mlp_stage(const Context& c, int64_t rows, int64_t in_bytes, bool in_
   const Sym down = linear(tape, c, h, rows, m.hidden, m.family == Family::kLlama ? "down" : "fc2");
   const Sym y = tape.make(rows * m.hidden * e, in_grad || down.requires_grad);
   for (const Sym& local : {down, h, n}) tape.release(local);
-  StageReplay replay;
-  replay.input_bytes = in_bytes;
-  const auto summary = tape.finish(y);
-  replay.saved_bytes = summary.kept_bytes + (summary.input_kept ? in_bytes : 0);
-  replay.input_kept = summary.input_kept;
-  replay.estimate.forward_transient_bytes = summary.transient_bytes;
-  replay.output_bytes = y.bytes;
-  replay.output_requires_grad = y.requires_grad;
+  StageReplay replay = finish_replay(tape, y, in_bytes, false);
   replay.estimate.backward_transient_bytes = c.train ? 3 * hidden_bytes + rows * m.hidden * 2 * kFloat32 : 0;
   return replay;
 }
@@ -326,18 +325,6 @@ class ResNetReplay {
 int64_t image_bytes(const Context& c) {
   const int64_t side = c.workload.model.image_size;
   return c.workload.batch * 3 * side * side * c.element_bytes;
-}
-
-StageReplay finish_replay(const Tape& tape, const Sym& y, int64_t in_bytes, bool persistent_input) {
-  StageReplay replay;
-  replay.input_bytes = persistent_input ? 0 : in_bytes;
-  const auto summary = tape.finish(y);
-  replay.saved_bytes = summary.kept_bytes + (summary.input_kept && !persistent_input ? in_bytes : 0);
-  replay.input_kept = summary.input_kept && !persistent_input;
-  replay.estimate.forward_transient_bytes = summary.transient_bytes;
-  replay.output_bytes = y.bytes;
-  replay.output_requires_grad = y.requires_grad;
-  return replay;
 }
 
 std::vector<StageReplay> resnet_stages(const Context& c) {

@@ -4,7 +4,7 @@ BUILD  := build/$(PRESET)
 SOURCES = $(shell git ls-files '*.cpp' '*.h' 2>/dev/null)
 # clang-tidy 14 cannot parse LibTorch 1.13's headers against libstdc++ 12 (c10::IValue comes out incomplete), so
 # translation units that include them are left to the compiler's -Wall -Wextra -Werror.
-TIDY_SOURCES = $(shell git ls-files '*.cpp' | xargs grep -L -E '\#include <(ATen|torch|c10)/|pose/graph/|pose/engine/(frame|estimators)\.h|vram/zoo/zoo\.h|vram/profile/(runner|checkpoint)\.h' 2>/dev/null)
+TIDY_SOURCES = $(shell git ls-files '*.cpp' | xargs grep -L -E '\#include <(ATen|torch|c10)/|pose/graph/|pose/engine/(frame|estimators)\.h|vram/zoo/zoo\.h|vram/profile/(runner|checkpoint|planned|weight_stream|host_stash)\.h' 2>/dev/null)
 
 .PHONY: all setup build test test-asan validate run-pose run-vram bench format format-check lint coverage clean
 

@@ -548,6 +548,29 @@ int64_t largest_trainable_tensor(const zoo::Workload& w) {
   return std::max({m.vocab * m.hidden, m.hidden * m.intermediate, m.hidden * m.classes});
 }
 
+// Weight streaming, as the runner groups it: every checkpoint segment before a chunked loss's head is a unit whose
+// frozen weights live in host memory. Returns the bytes streamed and the size of the largest unit (one device
+// buffer).
+std::pair<int64_t, int64_t> streamed_weights(const Context& c, const std::vector<StageReplay>& stages) {
+  const auto& plan = c.workload.plan;
+  if (!plan.stream_weights) return {0, 0};
+  const size_t looped = stages.size() - (chunked_loss(c) ? 1 : 0);
+  int64_t streamed = 0;
+  int64_t largest = 0;
+  for (size_t first = 0; first < looped; ++first) {
+    if (!zoo::starts_segment(plan.policy(first))) continue;
+    int64_t unit = 0;
+    size_t last = first;
+    while (last + 1 < looped && plan.policy(last + 1) == zoo::StagePolicy::kJoin) ++last;
+    for (size_t i = first; i <= last; ++i)
+      unit += stages[i].estimate.parameter_bytes - stages[i].estimate.trainable_bytes;
+    streamed += unit;
+    largest = std::max(largest, unit);
+    first = last;
+  }
+  return {streamed, largest};
+}
+
 int64_t batch_input_bytes(const Context& c) {
   const auto& w = c.workload;
   if (w.model.is_language_model()) return (c.train ? 2 : 1) * w.batch * w.seq * kInt64;
@@ -571,8 +594,20 @@ core::Result<Estimate> estimate(const zoo::Workload& workload, const Backend& ba
   if (workload.batch < 0 || (workload.model.is_language_model() && workload.seq < 1)) {
     return core::make_error(core::ErrorCode::kInvalidArgument, "batch must be >= 0 and sequence length >= 1");
   }
+  if (workload.plan.micro_batches < 1 || (workload.plan.stream_weights && workload.plan.weight_buffers < 2)) {
+    return core::make_error(core::ErrorCode::kInvalidArgument,
+                            "micro-batches must be at least 1 and weight buffers at least 2");
+  }
   const int64_t e = zoo::bytes_per_element(workload.dtype);
-  const Context c{workload, backend, e, workload.mode == zoo::Mode::kTrain, !workload.lora.enabled()};
+  const bool train = workload.mode == zoo::Mode::kTrain;
+  // Micro-batches: the stages run at the largest micro-batch; the inputs of the whole batch stay, and from the
+  // second micro-batch on every gradient exists while the next one runs.
+  const int64_t parts =
+      train ? std::clamp<int64_t>(workload.plan.micro_batches, 1, std::max<int64_t>(workload.batch, 1)) : 1;
+  zoo::Workload micro = workload;
+  micro.batch = (workload.batch + parts - 1) / parts;
+  const Context c{micro, backend, e, train, !workload.lora.enabled()};
+  const Context whole{workload, backend, e, train, !workload.lora.enabled()};
   const auto counts = zoo::count_parameters(workload.model, workload.lora);
 
   Estimate result;
@@ -582,15 +617,19 @@ core::Result<Estimate> estimate(const zoo::Workload& workload, const Backend& ba
   result.optimizer_bytes = optimizer_state_bytes(workload, result.trainable_bytes);
   // cuBLAS keeps one workspace per thread that multiplies: the caller's and, in training, autograd's.
   result.workspace_bytes = backend.cuda ? backend.blas_workspace_bytes * (c.train ? 2 : 1) : 0;
-  result.input_bytes = batch_input_bytes(c);
-  const int64_t fixed = result.parameter_bytes + result.optimizer_bytes + result.workspace_bytes;
+  result.input_bytes = batch_input_bytes(whole);
+  std::vector<StageReplay> stages = replay_stages(c);
+  const auto [streamed, largest_unit] = streamed_weights(c, stages);
+  result.streamed_bytes = streamed;
+  result.weight_buffer_bytes = largest_unit * workload.plan.weight_buffers;
+  const int64_t resident = result.parameter_bytes - streamed + result.weight_buffer_bytes;
+  const int64_t fixed = resident + result.optimizer_bytes + result.workspace_bytes;
   if (workload.batch == 0) {
     result.peak_bytes = fixed;
     result.peak_phase = "parameters";
     return result;
   }
 
-  std::vector<StageReplay> stages = workload.model.family == Family::kResNet ? resnet_stages(c) : transformer_stages(c);
   apply_plan(c, stages);
   for (auto& stage : stages) {
     // As the profiler measures it: allocated after the stage's forward minus before.
@@ -598,7 +637,8 @@ core::Result<Estimate> estimate(const zoo::Workload& workload, const Backend& ba
   }
 
   // Replay the step interval by interval.
-  const int64_t base = fixed + result.input_bytes;
+  const int64_t accumulated = parts > 1 ? result.gradient_bytes : 0;
+  const int64_t base = fixed + result.input_bytes + accumulated;
   int64_t peak = 0;
   const auto consider = [&](int64_t bytes, const char* phase, const std::string& stage) {
     if (bytes > peak) {
@@ -636,12 +676,14 @@ core::Result<Estimate> estimate(const zoo::Workload& workload, const Backend& ba
       consider(base + kept + gradients + stage.output_bytes + stage.estimate.backward_transient_bytes + stage_gradients,
                "backward", stage.estimate.name);
       kept -= stage.saved_bytes;
-      gradients += stage_gradients;
+      // Accumulating into existing gradients frees the new ones at once.
+      if (parts == 1) gradients += stage_gradients;
     }
     // The optimizer: every gradient; AdamW's update makes two temporaries the size of the largest parameter.
     const int64_t largest = largest_trainable_tensor(workload) * e;
-    consider(base + result.gradient_bytes + (workload.optimizer == zoo::Optimizer::kAdamW ? 2 * largest : 0),
-             "optimizer", "optimizer");
+    consider(
+        base - accumulated + result.gradient_bytes + (workload.optimizer == zoo::Optimizer::kAdamW ? 2 * largest : 0),
+        "optimizer", "optimizer");
   }
   result.peak_bytes = peak;
   for (auto& stage : stages) result.stages.push_back(stage.estimate);

@@ -53,10 +53,12 @@ struct Estimate {
   int64_t peak_bytes = 0;
   std::string peak_phase;  // "forward", "loss", "backward", "optimizer"
   std::string peak_stage;
-  int64_t parameter_bytes = 0;
+  int64_t parameter_bytes = 0;  // all of them, wherever they live
   int64_t trainable_bytes = 0;
-  int64_t gradient_bytes = 0;   // all gradients after backward (training only)
-  int64_t optimizer_bytes = 0;  // optimizer state
+  int64_t streamed_bytes = 0;       // frozen weights in host memory (weight streaming)
+  int64_t weight_buffer_bytes = 0;  // the device buffers they stream through
+  int64_t gradient_bytes = 0;       // all gradients after backward (training only)
+  int64_t optimizer_bytes = 0;      // optimizer state
   int64_t input_bytes = 0;
   int64_t activation_bytes = 0;  // sum over stages, the most that is ever kept at once
   int64_t workspace_bytes = 0;   // runtime allocations (cuBLAS workspaces)

@@ -54,6 +54,27 @@ struct Segment {
   std::vector<zoo::Stage*> stages;
   SegmentObserver observer;
   Offload offload;
+  Streamed streamed;
+};
+
+// Holds a streamed segment's weights on the device for the recomputation and its backward.
+class AcquiredWeights {
+ public:
+  AcquiredWeights(WeightStream* weights, size_t unit) : weights_(weights), unit_(unit) {
+    if (weights_ == nullptr) return;
+    weights_->acquire(unit_);
+    // The segment before this one runs backward next: its weights travel under this one's work.
+    if (unit_ > 0) weights_->prefetch(unit_ - 1);
+  }
+  ~AcquiredWeights() {
+    if (weights_ != nullptr) weights_->release(unit_);
+  }
+  AcquiredWeights(const AcquiredWeights&) = delete;
+  AcquiredWeights& operator=(const AcquiredWeights&) = delete;
+
+ private:
+  WeightStream* weights_;
+  size_t unit_;
 };
 
 // What the segment's gradients are taken for: the stages' own trainable parameters and those they share with
@@ -94,6 +115,11 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
     } else {
       ctx->save_for_backward({input});
     }
+    if (segment.streamed.weights != nullptr) {
+      ctx->saved_data["weights"] =
+          static_cast<int64_t>(reinterpret_cast<intptr_t>(segment.streamed.weights));  // NOLINT
+      ctx->saved_data["unit"] = static_cast<int64_t>(segment.streamed.unit);
+    }
     std::vector<int64_t> addresses;
     for (zoo::Stage* stage : segment.stages) {
       addresses.push_back(static_cast<int64_t>(reinterpret_cast<intptr_t>(stage)));  // NOLINT: see stage_from
@@ -124,6 +150,14 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
     for (const int64_t address : ctx->saved_data["stages"].toIntVector()) stages.push_back(&stage_from(address));
     const bool input_needs_grad = ctx->saved_data["input_needs_grad"].toBool();
     const auto parameter_count = static_cast<size_t>(ctx->saved_data["parameters"].toInt());
+
+    WeightStream* weights = nullptr;
+    size_t unit = 0;
+    if (ctx->saved_data.count("weights")) {
+      weights = reinterpret_cast<WeightStream*>(static_cast<intptr_t>(ctx->saved_data["weights"].toInt()));  // NOLINT
+      unit = static_cast<size_t>(ctx->saved_data["unit"].toInt());
+    }
+    const AcquiredWeights acquired(weights, unit);  // until the gradients below are taken
 
     at::Tensor replay_input = input.detach().requires_grad_(input_needs_grad);
     const std::vector<at::Tensor> trainable = trainable_parameters(stages);
@@ -164,7 +198,7 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
 }  // namespace
 
 at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at::Tensor& input,
-                                const SegmentObserver& observer, Offload offload) {
+                                const SegmentObserver& observer, Offload offload, Streamed streamed) {
   if (!at::GradMode::is_enabled()) {
     at::Tensor x = input;
     for (size_t i = 0; i < stages.size(); ++i) {
@@ -174,7 +208,7 @@ at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& stages, const at
     }
     return x;
   }
-  const Segment segment{stages, observer, offload};
+  const Segment segment{stages, observer, offload, streamed};
   const variable_list trainable = trainable_parameters(stages);
   const auto address = static_cast<int64_t>(reinterpret_cast<intptr_t>(&segment));  // NOLINT: see segment_from
   return Checkpoint::apply(input, at::TensorList(trainable), address).at(0);

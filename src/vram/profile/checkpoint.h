@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "vram/profile/host_stash.h"
+#include "vram/profile/weight_stream.h"
 #include "vram/zoo/zoo.h"
 
 namespace vram::profile {
@@ -27,11 +28,19 @@ struct Offload {
   size_t slot = 0;
 };
 
+// Where a segment's frozen weights come from: unit `unit` of `weights` (none: they stay on the device). The
+// caller acquires them around the first forward; the segment's backward acquires them for the recomputation,
+// prefetches the unit before it (the next backward) and releases them when done.
+struct Streamed {
+  WeightStream* weights = nullptr;
+  size_t unit = 0;
+};
+
 // A segment of consecutive stages run as one checkpoint: only `input` is kept. Returns the last stage's output;
 // in backward, gradients reach the input (when it needs one) and every trainable parameter of the segment. With
 // autograd off it is a plain forward.
 at::Tensor checkpointed_forward(const std::vector<zoo::Stage*>& segment, const at::Tensor& input,
-                                const SegmentObserver& observer = {}, Offload offload = {});
+                                const SegmentObserver& observer = {}, Offload offload = {}, Streamed streamed = {});
 // One stage as its own segment.
 at::Tensor checkpointed_forward(zoo::Stage& stage, const at::Tensor& input);
 

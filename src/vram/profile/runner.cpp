@@ -12,6 +12,7 @@
 
 #include "vram/memory/memory.h"
 #include "vram/profile/checkpoint.h"
+#include "vram/profile/planned.h"
 
 namespace vram::profile {
 
@@ -19,7 +20,8 @@ struct Runner::Impl {
   RunnerOptions options;
   std::unique_ptr<zoo::Model> model;
   std::unique_ptr<torch::optim::Optimizer> optimizer;    // null for inference
-  std::unique_ptr<HostStash> stash;                      // where offloaded segment inputs wait; null without
+  std::unique_ptr<PlannedStages> planned;                // every stage but a chunked loss's head, as planned
+  bool chunked_loss = false;                             // the head and loss run in pieces after them
   std::vector<std::unique_ptr<zoo::Stage>> loss_pieces;  // the chunked loss's pieces, alive until backward ran
   std::optional<zoo::Batch> batch;                       // the last shape's inputs, reused while it repeats
   int64_t batch_size = 0;
@@ -39,6 +41,18 @@ struct Runner::Impl {
     return *batch;
   }
 
+  // The mean loss of one (micro-)batch: the planned stages, then the head and loss in pieces, or the model's loss.
+  at::Tensor loss_of(const at::Tensor& input, const at::Tensor& target, StepObserver* observer) {
+    at::Tensor x = planned->forward(input, observer);
+    if (!chunked_loss) return model->loss(x, target);  // it keeps what backward needs
+    const size_t head = model->stage_count() - 1;
+    if (observer) observer->on_forward_begin(head);
+    at::Tensor loss = chunked_head_loss(*model, x, target, options.workload.plan.loss_chunk_tokens, loss_pieces);
+    x = at::Tensor();
+    if (observer) observer->on_forward_end(head);
+    return loss;
+  }
+
   void run(int64_t size, int64_t seq, StepObserver* observer) {
     const bool train = options.workload.mode == zoo::Mode::kTrain;
     if (observer) observer->on_step_begin();
@@ -46,65 +60,27 @@ struct Runner::Impl {
     clear_gradients();
     loss_pieces.clear();  // a step that failed before its backward leaves them
     const zoo::Batch& inputs = batch_for(size, seq);
-    std::optional<at::NoGradGuard> no_grad;
-    if (!train) no_grad.emplace();
-    at::Tensor x = inputs.input;
-    const auto& plan = options.workload.plan;
-    // A chunked loss runs the head itself, piece by piece, after the other stages.
-    const bool chunked_loss = train && plan.loss_chunk_tokens > 0 && options.workload.model.is_language_model();
-    const size_t looped_stages = model->stage_count() - (chunked_loss ? 1 : 0);
-    size_t next_slot = 0;
-    for (size_t stage = 0; stage < looped_stages;) {
-      // A checkpoint segment: this stage and the ones that join it.
-      size_t last = stage;
-      const bool segment_starts = train && zoo::starts_segment(plan.policy(stage));
-      if (segment_starts) {
-        while (last + 1 < looped_stages && plan.policy(last + 1) == zoo::StagePolicy::kJoin) ++last;
-      }
-      at::Tensor output;
-      if (segment_starts) {
-        std::vector<zoo::Stage*> segment;
-        for (size_t i = stage; i <= last; ++i) segment.push_back(&model->stage(i));
-        SegmentObserver segment_observer;
-        if (observer) {
-          segment_observer = [observer, stage](size_t i, bool before) {
-            before ? observer->on_forward_begin(stage + i) : observer->on_forward_end(stage + i);
-          };
-        }
-        Offload offload;
-        if (plan.policy(stage) == zoo::StagePolicy::kOffload) offload = {stash.get(), next_slot++};
-        output = checkpointed_forward(segment, x, segment_observer, offload);
-        x = at::Tensor();
-      } else {
-        if (observer) observer->on_forward_begin(stage);
-        output = model->stage(stage).forward(x);
-        x = at::Tensor();
-        if (observer) observer->on_forward_end(stage);
-      }
-      // Backward of the whole segment starts when its last stage's output has its gradient.
-      if (observer && train && output.requires_grad()) {
-        output.register_hook([observer, last](const at::Tensor&) { observer->on_backward_reached(last); });
-      }
-      x = std::move(output);
-      stage = last + 1;
+    if (!train) {
+      at::NoGradGuard no_grad;
+      (void)planned->forward(inputs.input, observer);
+      return;
     }
-    if (!train) return;
-    at::Tensor loss;
-    if (chunked_loss) {
-      const size_t head = model->stage_count() - 1;
-      if (observer) observer->on_forward_begin(head);
-      loss = chunked_head_loss(*model, x, inputs.target, plan.loss_chunk_tokens, loss_pieces);
-      x = at::Tensor();
-      if (observer) observer->on_forward_end(head);
-    } else {
-      loss = model->loss(x, inputs.target);
-      x = at::Tensor();  // the loss keeps what backward needs
+    // Micro-batches: slices of the batch, each loss weighted by its share of the samples so the gradients add up
+    // to those of the whole batch's mean loss.
+    const int64_t parts = std::min(std::max<int64_t>(options.workload.plan.micro_batches, 1), size);
+    for (int64_t part = 0; part < parts; ++part) {
+      const int64_t begin = size * part / parts;
+      const int64_t end = size * (part + 1) / parts;
+      const at::Tensor input = inputs.input.slice(0, begin, end);
+      const at::Tensor target = inputs.target.slice(0, begin, end);
+      at::Tensor loss = loss_of(input, target, observer);
+      if (parts > 1) loss = loss * (static_cast<double>(end - begin) / static_cast<double>(size));
+      if (observer) observer->on_loss_end();
+      loss.backward();
+      loss = at::Tensor();
+      loss_pieces.clear();
+      if (observer) observer->on_backward_end();
     }
-    if (observer) observer->on_loss_end();
-    loss.backward();
-    loss = at::Tensor();
-    loss_pieces.clear();
-    if (observer) observer->on_backward_end();
     optimizer->step();
     if (observer) observer->on_optimizer_end();
   }
@@ -124,6 +100,13 @@ core::Result<std::unique_ptr<Runner>> Runner::create(const RunnerOptions& option
   model_options.lora = options.workload.lora;
   model_options.device = options.device;
   model_options.seed = options.seed;
+  const auto& plan = options.workload.plan;
+  if (plan.stream_weights) {
+    // The weights a segment streams never all live on the device, not even while the model is built.
+    for (size_t i = 0; i < plan.stages.size(); ++i) {
+      model_options.frozen_to_host.push_back(plan.stages[i] != zoo::StagePolicy::kKeep);
+    }
+  }
   auto model = zoo::Model::create(model_options);
   if (!model) return model.error();
   auto impl = std::make_unique<Impl>();
@@ -148,10 +131,18 @@ core::Result<std::unique_ptr<Runner>> Runner::create(const RunnerOptions& option
   } else {
     impl->model->module().eval();
   }
-  const auto& stages = options.workload.plan.stages;
-  if (std::find(stages.begin(), stages.end(), zoo::StagePolicy::kOffload) != stages.end()) {
-    impl->stash = HostStash::create(at::Device(options.device));
+  const auto& workload = options.workload;
+  impl->chunked_loss =
+      workload.mode == zoo::Mode::kTrain && workload.plan.loss_chunk_tokens > 0 && workload.model.is_language_model();
+  std::vector<zoo::Stage*> stages;
+  for (size_t i = 0; i < impl->model->stage_count() - (impl->chunked_loss ? 1 : 0); ++i) {
+    stages.push_back(&impl->model->stage(i));
   }
+  zoo::Plan looped_plan = workload.plan;
+  if (!looped_plan.stages.empty()) looped_plan.stages.resize(stages.size());
+  auto planned = PlannedStages::create(std::move(stages), looped_plan, at::Device(options.device));
+  if (!planned) return planned.error();
+  impl->planned = std::move(planned.value());
   return std::unique_ptr<Runner>(new Runner(std::move(impl)));
 }
 
@@ -179,6 +170,7 @@ core::Status Runner::step(int64_t batch, int64_t seq, StepObserver* observer) {
 
 zoo::Model& Runner::model() { return *impl_->model; }
 const RunnerOptions& Runner::options() const { return impl_->options; }
+const PlannedStages& Runner::planned() const { return *impl_->planned; }
 
 int64_t Runner::optimizer_state_bytes() const {
   if (!impl_->optimizer) return 0;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/result.h"
+#include "vram/profile/planned.h"
 #include "vram/zoo/spec.h"
 #include "vram/zoo/zoo.h"
 
@@ -53,6 +54,7 @@ class Runner {
 
   zoo::Model& model();
   const RunnerOptions& options() const;
+  const PlannedStages& planned() const;  // the stages as the plan runs them (all but a chunked loss's head)
   // Bytes of optimizer state now (AdamW: two moments per trainable parameter, created by the first step).
   int64_t optimizer_state_bytes() const;
   // Waits for the device to finish queued work (CUDA); nothing on the CPU.

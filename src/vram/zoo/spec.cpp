@@ -399,4 +399,27 @@ core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model) {
   return plan;
 }
 
+std::string describe(const Plan& plan, const ModelSpec& model) {
+  std::string text;
+  for (const char* name : {"keep", "checkpoint", "checkpoint-stages", "offload"}) {
+    if (text.empty() && parse_plan(name, model).value().stages == plan.stages) text = name;
+  }
+  if (text.empty() && std::all_of(plan.stages.begin(), plan.stages.end(),
+                                  [](StagePolicy policy) { return policy == StagePolicy::kKeep; })) {
+    text = "keep";
+  }
+  if (text.empty()) {
+    for (const StagePolicy policy : plan.stages) {
+      text += policy == StagePolicy::kCheckpoint ? 'c'
+              : policy == StagePolicy::kOffload  ? 'o'
+              : policy == StagePolicy::kJoin     ? 'j'
+                                                 : 'k';
+    }
+  }
+  if (plan.stream_weights) text += " + stream weights";
+  if (plan.loss_chunk_tokens > 0) text += " + loss in pieces of " + std::to_string(plan.loss_chunk_tokens) + " tokens";
+  if (plan.micro_batches > 1) text += " + " + std::to_string(plan.micro_batches) + " micro-batches";
+  return text;
+}
+
 }  // namespace vram::zoo

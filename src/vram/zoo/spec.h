@@ -88,6 +88,14 @@ struct Plan {
   // Language models: the head and the loss run over this many tokens at a time, each piece checkpointed, so the
   // float32 logits of the whole batch never exist at once. 0: the whole batch in one piece.
   int64_t loss_chunk_tokens = 0;
+  // The frozen weights of every checkpoint segment live in host memory and come to the device one segment ahead
+  // of use, in forward and in the recomputation, into a few device buffers (weight_buffers, at least 2).
+  // Trainable weights and the stages outside segments stay on the device.
+  bool stream_weights = false;
+  int64_t weight_buffers = 2;
+  // Training: the batch runs as this many micro-batches, each a forward and backward whose gradients add up,
+  // then one optimizer step; the loss is the same mean over the whole batch.
+  int64_t micro_batches = 1;
 
   StagePolicy policy(size_t stage) const { return stage < stages.size() ? stages[stage] : StagePolicy::kKeep; }
 };
@@ -105,6 +113,9 @@ const char* to_string(StagePolicy policy);
 // inputs in host memory); or one letter per stage: k(eep), c(heckpoint: a segment starts), o(ffload: a segment
 // starts, its input goes to host memory), j(oin the segment before).
 core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model);
+// The plan in words, as parse_plan reads it back followed by its options: "offload + stream weights + loss in
+// pieces of 2048 tokens + 2 micro-batches".
+std::string describe(const Plan& plan, const ModelSpec& model);
 
 // One step: for inference a forward pass without autograd (a prefill for LLMs); for training forward, loss,
 // backward and an optimizer step.

@@ -414,7 +414,15 @@ class Bottleneck final : public Stage {
 // parameter names start with the name of the stage that holds them.
 class Stages {
  public:
+  explicit Stages(std::vector<bool> frozen_to_host) : frozen_to_host_(std::move(frozen_to_host)) {}
+
   void add(const std::string& name, std::string kind, std::shared_ptr<Stage> stage) {
+    if (stages_.size() < frozen_to_host_.size() && frozen_to_host_[stages_.size()]) {
+      at::NoGradGuard no_grad;
+      for (auto& parameter : stage->parameters()) {
+        if (!parameter.requires_grad()) parameter.set_data(parameter.to(at::kCPU));
+      }
+    }
     torch::nn::Module* parent = &root_;
     size_t start = 0;
     for (size_t dot = name.find('.'); dot != std::string::npos; start = dot + 1, dot = name.find('.', start)) {
@@ -434,6 +442,7 @@ class Stages {
   Stage& stage(size_t index) { return *stages_.at(index); }
 
  private:
+  std::vector<bool> frozen_to_host_;
   torch::nn::Module root_{"Model"};
   std::vector<StageInfo> infos_;
   std::vector<std::shared_ptr<Stage>> stages_;  // shared with root_: torch::nn::Module owns children that way
@@ -518,7 +527,7 @@ core::Result<std::unique_ptr<Model>> Model::create(const ModelOptions& options) 
   if (!device.ok()) return device.error();
   const std::string what = options.spec.name + " in " + to_string(options.dtype) + " on " + options.device;
   try {
-    auto impl = std::unique_ptr<Impl>(new Impl{options, *device, {}});
+    auto impl = std::unique_ptr<Impl>(new Impl{options, *device, Stages(options.frozen_to_host)});
     Init init(options, *device);
     if (options.spec.family == Family::kResNet) {
       build_resnet(options.spec, init, impl->stages);

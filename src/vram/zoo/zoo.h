@@ -45,6 +45,9 @@ struct ModelOptions {
   LoraSpec lora;               // rank 0: every parameter trains; otherwise only the adapters do
   std::string device = "cpu";  // "cpu", "cuda", "cuda:1"
   uint64_t seed = 0;           // parameters are random (no weights can be downloaded; memory depends only on shapes)
+  // Stage i's frozen parameters move to host memory as soon as the stage is built, so the device never holds
+  // them all (weight streaming brings them back segment by segment). Missing entries: false.
+  std::vector<bool> frozen_to_host;
 };
 
 class Model {

@@ -21,6 +21,10 @@ std::vector<core::config::Option> workload_options();
 int profile_command(const core::config::Config& config);
 int estimate_command(const core::config::Config& config);
 int batch_command(const core::config::Config& config);
+// vram fit: the planner's plan for a budget, applied and measured (--dry-run: the plan alone).
+int fit_command(const core::config::Config& config);
+// vram bench: fit at each of --budgets, one JSON line per budget: the memory/throughput curve.
+int bench_command(const core::config::Config& config);
 
 // The allocator statistics of jobs run in this process, as Prometheus gauges (labels device, task):
 // vram_allocator_allocated_bytes, vram_allocator_reserved_bytes, vram_allocator_peak_allocated_bytes.

@@ -2,6 +2,8 @@
 //   vram profile     run one step of a workload and attribute its memory to stages (table, JSON, HTML)
 //   vram estimate    predict a workload's peak memory from its shapes
 //   vram batch       find the largest batch that fits a memory budget
+//   vram fit         choose how a workload fits a budget (checkpointing, offload, weight streaming, ...), run it
+//   vram bench       fit at several budgets: the memory/throughput curve
 //   vram bandwidth   measure host-to-device and device-to-host copy bandwidth (pinned and pageable)
 //   vram exporter    serve Prometheus metrics of this machine's GPUs until SIGINT/SIGTERM
 //   vram serve       the exporter plus the REST API (estimates, profiling and batch-search jobs)
@@ -185,6 +187,8 @@ int main(int argc, char** argv) {
                  "  profile     run a step and show where its memory goes, stage by stage (--html for a timeline)\n"
                  "  estimate    predict a step's peak memory from shapes alone, in microseconds\n"
                  "  batch       find the largest batch that fits a budget (--budget 16GB), in a few real steps\n"
+                 "  fit         make a step fit a budget (--budget 8GB): the fastest plan, applied and measured\n"
+                 "  bench       fit at each of --budgets: the memory/throughput curve as JSON lines\n"
                  "  bandwidth   measure host<->device copy bandwidth (needs a CUDA GPU)\n"
                  "  exporter    Prometheus metrics of the GPUs at http://HOST:PORT/metrics (port 9401)\n"
                  "  serve       the exporter plus the REST API under /api/v1 (port 8401)\n\n"
@@ -196,6 +200,8 @@ int main(int argc, char** argv) {
   if (args.front() == "profile") return vram_cli::profile_command(*config);
   if (args.front() == "estimate") return vram_cli::estimate_command(*config);
   if (args.front() == "batch") return vram_cli::batch_command(*config);
+  if (args.front() == "fit") return vram_cli::fit_command(*config);
+  if (args.front() == "bench") return vram_cli::bench_command(*config);
 #ifdef WB_HAVE_SERVER
   if (args.front() == "exporter") return serve(*config, vram_cli::Api::kExporter);
   if (args.front() == "serve") return serve(*config, vram_cli::Api::kServe);

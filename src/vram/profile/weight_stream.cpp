@@ -51,7 +51,7 @@ void point_at(at::Tensor& parameter, const at::Tensor& bytes, int64_t offset, at
   int64_t length = static_cast<int64_t>(c10::elementSize(dtype));
   for (const int64_t size : sizes) length *= size;
   at::NoGradGuard no_grad;
-  parameter.set_(bytes.narrow(0, offset, length).view(dtype).view(sizes));
+  parameter.set_data(bytes.narrow(0, offset, length).view(dtype).view(sizes));
 }
 
 }  // namespace
@@ -93,7 +93,7 @@ struct WeightStream::Impl {
   // Makes the unit's parameters empty tensors of their dtype on the device.
   void detach(Unit& unit) {
     at::NoGradGuard no_grad;
-    for (auto& p : unit.parameters) p.tensor.set_(at::empty({0}, at::TensorOptions().dtype(p.dtype).device(device)));
+    for (auto& p : unit.parameters) p.tensor.set_data(at::empty({0}, at::TensorOptions().dtype(p.dtype).device(device)));
   }
 
   // A buffer nobody holds, least recently used first; -1 when every one is acquired.

@@ -112,8 +112,8 @@ core::Result<Request> from_json(const nlohmann::json& json) {
   if (!json.is_object()) return core::make_error(core::ErrorCode::kInvalidArgument, "the body must be a JSON object");
   Fields f;
   static const std::set<std::string> known = {
-      "model", "mode", "dtype", "optimizer", "lora", "batch", "seq", "device", "budget", "plan", "loss_chunk",
-      "stream_weights", "weight_buffers", "micro_batches"};
+      "model",  "mode",   "dtype", "optimizer",  "lora",           "batch",          "seq",
+      "device", "budget", "plan",  "loss_chunk", "stream_weights", "weight_buffers", "micro_batches"};
   static const std::set<std::string> numbers = {"batch", "seq", "loss_chunk", "weight_buffers", "micro_batches"};
   for (const auto& [key, value] : json.items()) {
     if (!known.count(key)) return core::make_error(core::ErrorCode::kInvalidArgument, "unknown field '" + key + "'");
@@ -121,11 +121,10 @@ core::Result<Request> from_json(const nlohmann::json& json) {
     const bool flag = key == "stream_weights";
     const bool right = flag ? value.is_boolean() : number ? value.is_number_integer() : value.is_string();
     if (!right) {
-      return core::make_error(core::ErrorCode::kInvalidArgument,
-                              "field '" + key + "' must be " +
-                                  (flag     ? "true or false"
-                                   : number ? "an integer"
-                                            : "a string"));
+      return core::make_error(core::ErrorCode::kInvalidArgument, "field '" + key + "' must be " +
+                                                                     (flag     ? "true or false"
+                                                                      : number ? "an integer"
+                                                                               : "a string"));
     }
   }
   const auto text = [&](const char* key, std::string& out) {
@@ -238,7 +237,8 @@ nlohmann::json candidates_json(const vram::plan::Choice& choice, const vram::zoo
 
 nlohmann::json fit_json(const vram::plan::FitResult& r, const Request& request) {
   nlohmann::json attempts = nlohmann::json::array();
-  for (const auto& a : r.attempts) attempts.push_back({{"plan", plan_text(a.plan, request.workload)}, {"outcome", a.outcome}});
+  for (const auto& a : r.attempts)
+    attempts.push_back({{"plan", plan_text(a.plan, request.workload)}, {"outcome", a.outcome}});
   return {{"model", request.workload.model.name},
           {"batch", request.workload.batch},
           {"seq", request.workload.seq},
@@ -261,7 +261,8 @@ void print_fit(const vram::plan::FitResult& r, const Request& request) {
   char line[200];
   std::snprintf(line, sizeof line, "plan: %s\n", plan_text(r.plan, request.workload).c_str());
   std::cout << line;
-  std::snprintf(line, sizeof line, "peak %.2f GiB measured, %.2f GiB predicted, budget %.2f GiB; host memory %.2f GiB\n",
+  std::snprintf(line, sizeof line,
+                "peak %.2f GiB measured, %.2f GiB predicted, budget %.2f GiB; host memory %.2f GiB\n",
                 gib(r.measured_peak_bytes), gib(r.predicted_peak_bytes), gib(request.budget_bytes), gib(r.host_bytes));
   std::cout << line;
   std::snprintf(line, sizeof line, "%.0f %s/s measured (%.0f predicted), %.3f s per step of %lld\n",
@@ -269,7 +270,8 @@ void print_fit(const vram::plan::FitResult& r, const Request& request) {
                 r.predicted_items_per_second, r.measured_step_seconds, static_cast<long long>(r.items_per_step));
   std::cout << line;
   for (const auto& a : r.attempts) {
-    if (a.outcome != "ok") std::cout << "  gave way: " << plan_text(a.plan, request.workload) << ": " << a.outcome << "\n";
+    if (a.outcome != "ok")
+      std::cout << "  gave way: " << plan_text(a.plan, request.workload) << ": " << a.outcome << "\n";
   }
 }
 
@@ -402,8 +404,7 @@ std::vector<Option> workload_options() {
        "language models: head and loss over this many tokens at a time, checkpointed (0: all at once)",
        OptionKind::kInt},
       {"vram.stream_weights", "stream-weights", "", "false",
-       "frozen weights of checkpoint segments live in host memory and stream in one segment ahead",
-       OptionKind::kBool},
+       "frozen weights of checkpoint segments live in host memory and stream in one segment ahead", OptionKind::kBool},
       {"vram.weight_buffers", "weight-buffers", "", "2", "device buffers weights stream through (at least 2)",
        OptionKind::kInt},
       {"vram.micro_batches", "micro-batches", "", "1",

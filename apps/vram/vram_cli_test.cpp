@@ -252,3 +252,64 @@ TEST(VramServe, RealEstimatesAndJobsOnTheCpu) {
 }
 
 }  // namespace
+
+namespace {
+
+// Everything the process prints, stdout and stderr, after it exits; and its exit status.
+std::pair<int, std::string> run_to_end(const std::vector<std::string>& argv) {
+  const auto output = std::filesystem::temp_directory_path() / ("vram_cli_test_" + std::to_string(getpid()) + ".out");
+  Process process(argv, output);
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (process.running() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const int status = process.stop();
+  std::string text = read_file(output);
+  std::filesystem::remove(output);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+// The lines that are JSON objects, in output that also holds progress lines.
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> lines;
+  std::stringstream stream(text);
+  for (std::string line; std::getline(stream, line);) {
+    if (!line.empty() && line.front() == '{') lines.push_back(nlohmann::json::parse(line, nullptr, false));
+  }
+  return lines;
+}
+
+const std::vector<std::string> kTinyLora = {WB_VRAM,   "--model",  "llama-tiny", "--lora",     "r4:q,k,v,o",
+                                            "--batch", "8",        "--seq",      "256",        "--dtype",
+                                            "fp32",    "--device", "cpu",        "--headroom", "0.15"};
+
+std::vector<std::string> with(std::vector<std::string> base, const std::vector<std::string>& more) {
+  base.insert(base.begin() + 1, more.begin(), more.end());
+  return base;
+}
+
+}  // namespace
+
+TEST(VramFit, RunsThePlannedStepUnderTheBudgetAndNamesTheFloor) {
+  // 20 MB: well under the 54 MB (0.05 GiB) that keeping everything needs at this shape.
+  auto [status, text] = run_to_end(with(kTinyLora, {"fit", "--budget", "20MB", "--json", "--steps", "2"}));
+  ASSERT_EQ(status, 0) << text;
+  const auto json = nlohmann::json::parse(text.substr(text.find("{\n")), nullptr, false);
+  ASSERT_FALSE(json.is_discarded()) << text;
+  EXPECT_NE(json["plan"], "keep");
+  EXPECT_LE(json["measured_peak_bytes"].get<int64_t>(), 20'000'000);
+  EXPECT_GT(json["measured_items_per_second"].get<double>(), 0.0);
+
+  std::tie(status, text) = run_to_end(with(kTinyLora, {"fit", "--budget", "100KB"}));
+  EXPECT_EQ(status, 1) << text;
+  EXPECT_NE(text.find("needs a budget of at least"), std::string::npos) << text;
+}
+
+TEST(VramFit, BenchPrintsTheCurveOneLinePerBudget) {
+  const auto [status, text] = run_to_end(with(kTinyLora, {"bench", "--budgets", "200MB,20MB,100KB", "--steps", "1"}));
+  ASSERT_EQ(status, 0) << text;
+  const auto lines = json_lines(text);
+  ASSERT_EQ(lines.size(), 3u) << text;
+  EXPECT_DOUBLE_EQ(lines[0]["ratio_to_first"].get<double>(), 1.0);
+  EXPECT_LE(lines[1]["measured_peak_bytes"].get<int64_t>(), 20'000'000);
+  EXPECT_TRUE(lines[1].contains("ratio_to_first"));
+  EXPECT_NE(lines[2]["error"].get<std::string>().find("needs a budget of at least"), std::string::npos);
+}

@@ -56,7 +56,8 @@ core::Result<double> measure_flops_per_second(const zoo::Workload& workload, con
   const bool transformer = workload.model.family != zoo::Family::kResNet;
   if (transformer) probe.model.layers = 1;
   const int64_t rows_per_sample = workload.model.is_language_model() ? workload.seq : 1;
-  probe.batch = std::clamp<int64_t>(4096 / std::max<int64_t>(rows_per_sample, 1), 1, std::max<int64_t>(workload.batch, 1));
+  probe.batch =
+      std::clamp<int64_t>(4096 / std::max<int64_t>(rows_per_sample, 1), 1, std::max<int64_t>(workload.batch, 1));
   zoo::ModelOptions options;
   options.spec = probe.model;
   options.dtype = workload.dtype;
@@ -134,7 +135,8 @@ core::Result<FitResult> fit(const FitOptions& options) {
   PlannerOptions planner;
   planner.budget_bytes = options.budget_bytes;
   planner.headroom = options.headroom;
-  planner.backend = estimate::backend_for(options.device != "cpu", runtime.libtorch_major, runtime.cuda_capability_major);
+  planner.backend =
+      estimate::backend_for(options.device != "cpu", runtime.libtorch_major, runtime.cuda_capability_major);
   planner.costs = result.costs;
   auto choice = choose(options.workload, planner);
   if (!choice) return choice.error();
@@ -144,8 +146,8 @@ core::Result<FitResult> fit(const FitOptions& options) {
   (*meter)->release_cached();
   if (auto limited = (*meter)->limit_bytes(options.budget_bytes); !limited) return limited.error();
   const auto& candidates = result.choice.candidates;
-  for (size_t i = 0; i < candidates.size() && candidates[i].fits &&
-                     static_cast<int>(result.attempts.size()) < options.max_attempts;
+  for (size_t i = 0;
+       i < candidates.size() && candidates[i].fits && static_cast<int>(result.attempts.size()) < options.max_attempts;
        ++i) {
     const Candidate& candidate = candidates[i];
     const std::string name = zoo::describe(candidate.plan, options.workload.model);

@@ -43,8 +43,9 @@ std::vector<StageCost> stage_costs(const zoo::Workload& w) {
   }
   const double h = static_cast<double>(m.hidden);
   const double inter = static_cast<double>(m.intermediate);
-  const double seq =
-      m.family == Family::kVit ? std::pow(static_cast<double>(m.image_size / m.patch), 2) + 1 : static_cast<double>(w.seq);
+  const int64_t patches_per_side = m.family == Family::kVit ? m.image_size / m.patch : 0;  // whole patches
+  const double seq = m.family == Family::kVit ? static_cast<double>(patches_per_side * patches_per_side + 1)
+                                              : static_cast<double>(w.seq);
   const double rows = static_cast<double>(w.batch) * seq;
   const double kv = static_cast<double>(m.kv_heads > 0 ? m.kv_heads : m.heads) * h / static_cast<double>(m.heads);
   // Scores and weighted values: 2 x 2 x seq x hidden per row; causal attention computes half.
@@ -179,8 +180,10 @@ double predict_step_seconds(const zoo::Workload& workload, const Costs& costs) {
     // What each pass copies beside its compute: the weights coming in, the segment input going out (forward)
     // and the previous one's coming back (backward).
     const double weights_in = static_cast<double>(frozen) / costs.host_to_device_bytes_per_second;
-    const double input_out = segment.offload && train ? static_cast<double>(row_bytes) / costs.device_to_host_bytes_per_second : 0.0;
-    const double input_in = segment.offload && train ? static_cast<double>(row_bytes) / costs.host_to_device_bytes_per_second : 0.0;
+    const double input_out =
+        segment.offload && train ? static_cast<double>(row_bytes) / costs.device_to_host_bytes_per_second : 0.0;
+    const double input_in =
+        segment.offload && train ? static_cast<double>(row_bytes) / costs.host_to_device_bytes_per_second : 0.0;
     stalls += std::max(0.0, std::max(weights_in, input_out) - segment_forward);
     if (train) stalls += std::max(0.0, weights_in + input_in - segment_backward);
   }
@@ -188,7 +191,8 @@ double predict_step_seconds(const zoo::Workload& workload, const Costs& costs) {
 }
 
 core::Result<Choice> choose(const zoo::Workload& workload, const PlannerOptions& options) {
-  if (options.budget_bytes <= 0) return core::make_error(core::ErrorCode::kInvalidArgument, "the budget must be positive");
+  if (options.budget_bytes <= 0)
+    return core::make_error(core::ErrorCode::kInvalidArgument, "the budget must be positive");
   if (options.costs.flops_per_second <= 0 || options.costs.host_to_device_bytes_per_second <= 0 ||
       options.costs.device_to_host_bytes_per_second <= 0) {
     return core::make_error(core::ErrorCode::kInvalidArgument, "the planner's costs must be positive");
@@ -275,14 +279,14 @@ core::Result<Choice> choose(const zoo::Workload& workload, const PlannerOptions&
   if (choice.candidates.empty() || !choice.candidates.front().fits) {
     const auto floor_budget =
         static_cast<int64_t>(std::ceil(static_cast<double>(choice.floor_bytes) / (1.0 - options.headroom)));
-    return core::make_error(
-        core::ErrorCode::kOutOfMemory,
-        model.name + " at batch " + std::to_string(workload.batch) +
-            (model.is_language_model() ? " x " + std::to_string(workload.seq) + " tokens" : "") +
-            " needs a budget of at least " + gib_text(floor_budget) + " (plan " + choice.floor_plan + ": a peak of " +
-            gib_text(choice.floor_bytes) + " and " + std::to_string(static_cast<int>(options.headroom * 100)) +
-            "% headroom); the budget is " + gib_text(options.budget_bytes) +
-            ". Lower the batch or sequence length, or use LoRA.");
+    return core::make_error(core::ErrorCode::kOutOfMemory,
+                            model.name + " at batch " + std::to_string(workload.batch) +
+                                (model.is_language_model() ? " x " + std::to_string(workload.seq) + " tokens" : "") +
+                                " needs a budget of at least " + gib_text(floor_budget) + " (plan " +
+                                choice.floor_plan + ": a peak of " + gib_text(choice.floor_bytes) + " and " +
+                                std::to_string(static_cast<int>(options.headroom * 100)) +
+                                "% headroom); the budget is " + gib_text(options.budget_bytes) +
+                                ". Lower the batch or sequence length, or use LoRA.");
   }
   choice.best = choice.candidates.front();
   return choice;

@@ -92,8 +92,8 @@ struct Attempt {
 
 struct FitResult {
   Choice choice;
-  Costs costs;                 // as measured (or passed in)
-  zoo::Plan plan;              // the plan that ran
+  Costs costs;     // as measured (or passed in)
+  zoo::Plan plan;  // the plan that ran
   int64_t predicted_peak_bytes = 0;
   double predicted_items_per_second = 0.0;
   int64_t measured_peak_bytes = 0;  // the allocator's peak over the timed steps

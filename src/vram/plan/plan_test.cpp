@@ -11,7 +11,7 @@
 namespace vram::plan {
 namespace {
 
-constexpr int64_t kGB = 1000 * 1000 * 1000;
+constexpr int64_t kGB = int64_t{1000} * 1000 * 1000;
 
 zoo::Workload llama7b_lora(int64_t batch) {
   zoo::Workload w;

@@ -267,7 +267,7 @@ TEST(Checkpoint, KeepsLessAndTheEstimatorFollows) {
     // Backward transients are approximations, and weigh far more in tiny models' peaks than in real ones
     // (GPT-2 on LibTorch 2.11's CPU: 15.5%).
     EXPECT_LT(std::fabs(error), 0.2) << "predicted " << predicted.peak_bytes << ", measured "
-                                      << checkpointed.peak.peak_bytes;
+                                     << checkpointed.peak.peak_bytes;
   }
 }
 

@@ -93,7 +93,8 @@ struct WeightStream::Impl {
   // Makes the unit's parameters empty tensors of their dtype on the device.
   void detach(Unit& unit) {
     at::NoGradGuard no_grad;
-    for (auto& p : unit.parameters) p.tensor.set_data(at::empty({0}, at::TensorOptions().dtype(p.dtype).device(device)));
+    for (auto& p : unit.parameters)
+      p.tensor.set_data(at::empty({0}, at::TensorOptions().dtype(p.dtype).device(device)));
   }
 
   // A buffer nobody holds, least recently used first; -1 when every one is acquired.

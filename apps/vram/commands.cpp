@@ -496,6 +496,26 @@ core::Result<nlohmann::json> batch_request(const nlohmann::json& json, Allocator
   return batch_json(*result);
 }
 
+core::Result<nlohmann::json> fit_request(const nlohmann::json& json, AllocatorMetrics* metrics,
+                                         const std::function<void(double)>& progress) {
+  auto request = from_json(json);
+  if (!request) return request.error();
+  if (request->budget_bytes <= 0) {
+    return core::make_error(core::ErrorCode::kInvalidArgument, "a fit needs \"budget\", e.g. \"8GB\"");
+  }
+  vram::plan::FitOptions options;
+  options.workload = request->workload;
+  options.device = request->device;
+  options.budget_bytes = request->budget_bytes;
+  options.progress = [&](const std::string&, double fraction) {
+    if (progress) progress(fraction);
+  };
+  auto result = vram::plan::fit(options);
+  if (!result) return result.error();
+  if (metrics) metrics->record(request->device, "fit", 0, 0, result->measured_peak_bytes);
+  return fit_json(*result, *request);
+}
+
 int estimate_command(const core::config::Config& config) {
   auto request = from_config(config);
   if (!request) return fail("estimate", request.error());
@@ -509,12 +529,15 @@ int estimate_command(const core::config::Config& config) {
   std::snprintf(line, sizeof line, "predicted peak %.2f GiB (%s of %s)\n", gib(e->peak_bytes), e->peak_phase.c_str(),
                 e->peak_stage.c_str());
   std::cout << line;
-  const std::pair<const char*, int64_t> parts[] = {{"parameters", e->parameter_bytes},
-                                                   {"gradients", e->gradient_bytes},
-                                                   {"optimizer state", e->optimizer_bytes},
-                                                   {"activations kept", e->activation_bytes},
-                                                   {"inputs", e->input_bytes},
-                                                   {"runtime workspaces", e->workspace_bytes}};
+  const std::pair<const char*, int64_t> parts[] = {
+      {"parameters", e->parameter_bytes - e->streamed_bytes},  // on the device
+      {"weights on the host", e->streamed_bytes},
+      {"weight buffers", e->weight_buffer_bytes},
+      {"gradients", e->gradient_bytes},
+      {"optimizer state", e->optimizer_bytes},
+      {"activations kept", e->activation_bytes},
+      {"inputs", e->input_bytes},
+      {"runtime workspaces", e->workspace_bytes}};
   for (const auto& [name, bytes] : parts) {
     std::snprintf(line, sizeof line, "  %-20s %9.3f GiB\n", name, gib(bytes));
     std::cout << line;

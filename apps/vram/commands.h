@@ -47,5 +47,8 @@ core::Result<nlohmann::json> profile_request(const nlohmann::json& request, Allo
                                              const std::function<void(double)>& progress);
 core::Result<nlohmann::json> batch_request(const nlohmann::json& request, AllocatorMetrics* metrics,
                                            const std::function<void(double)>& progress);
+// The planner's plan for the request's budget, applied and measured: `vram fit --json`'s document.
+core::Result<nlohmann::json> fit_request(const nlohmann::json& request, AllocatorMetrics* metrics,
+                                         const std::function<void(double)>& progress);
 
 }  // namespace vram_cli

@@ -71,6 +71,9 @@ vram_cli::ServeActions make_actions(vram_cli::AllocatorMetrics* metrics) {
   actions.batch = [metrics](const nlohmann::json& request, const vram_cli::Progress& progress) {
     return vram_cli::batch_request(request, metrics, progress);
   };
+  actions.fit = [metrics](const nlohmann::json& request, const vram_cli::Progress& progress) {
+    return vram_cli::fit_request(request, metrics, progress);
+  };
   return actions;
 }
 

@@ -235,7 +235,7 @@ constexpr const char* kOpenApi = R"json({
   "info": {
     "title": "vram serve",
     "version": "1",
-    "description": "GPU memory of this machine, memory estimates, and profiling and batch-size search jobs run one at a time on its GPU. Every error is an Error object."
+    "description": "GPU memory of this machine, memory estimates, and profiling, batch-size search and fitting jobs run one at a time on its GPU. Every error is an Error object."
   },
   "paths": {
     "/healthz": {
@@ -282,7 +282,7 @@ constexpr const char* kOpenApi = R"json({
         "responses": {"200": {"description": "The jobs", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobList"}}}}}
       },
       "post": {
-        "summary": "Queue a profiling or batch-size search job; jobs run one at a time on the GPU",
+        "summary": "Queue a profiling, batch-size search or fitting job; jobs run one at a time on the GPU",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}}}},
         "responses": {
           "202": {"description": "Queued; poll status_url", "headers": {"Location": {"description": "The job's URL", "schema": {"type": "string"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobAccepted"}}}},
@@ -333,7 +333,7 @@ constexpr const char* kOpenApi = R"json({
       "JobRequest": {
         "allOf": [{"$ref": "#/components/schemas/Workload"}],
         "type": "object", "required": ["kind"],
-        "properties": {"kind": {"enum": ["profile", "batch"]}}
+        "properties": {"kind": {"enum": ["profile", "batch", "fit"]}}
       },
       "JobAccepted": {
         "type": "object", "required": ["id", "status_url"],
@@ -342,7 +342,7 @@ constexpr const char* kOpenApi = R"json({
       "Job": {
         "type": "object", "required": ["id", "kind", "status", "progress"],
         "properties": {
-          "id": {"type": "string"}, "kind": {"enum": ["profile", "batch"]},
+          "id": {"type": "string"}, "kind": {"enum": ["profile", "batch", "fit"]},
           "status": {"enum": ["queued", "running", "done", "failed"]},
           "progress": {"type": "number", "minimum": 0, "maximum": 1},
           "result": {"$ref": "#/components/schemas/Result", "description": "When done"},
@@ -391,7 +391,7 @@ struct Service::State {
     if (!body) return error_response(body.error());
     const auto kind = body->find("kind");
     if (kind == body->end() || !kind->is_string() || !action_for(kind->get<std::string>())) {
-      return json_error(400, "\"kind\" must be \"profile\" or \"batch\"");
+      return json_error(400, "\"kind\" must be \"profile\", \"batch\" or \"fit\"");
     }
     Job job;
     job.kind = kind->get<std::string>();
@@ -440,6 +440,7 @@ struct Service::State {
   const std::function<core::Result<json>(const json&, const Progress&)>* action_for(const std::string& kind) const {
     if (kind == "profile") return &actions.profile;
     if (kind == "batch") return &actions.batch;
+    if (kind == "fit") return &actions.fit;
     return nullptr;
   }
 
@@ -510,9 +511,9 @@ struct Service::State {
 
 core::Result<std::unique_ptr<Service>> Service::create(const ServeOptions& options, ServeActions actions,
                                                        const core::metrics::Registry& registry) {
-  if (options.api == Api::kServe && (!actions.estimate || !actions.profile || !actions.batch)) {
+  if (options.api == Api::kServe && (!actions.estimate || !actions.profile || !actions.batch || !actions.fit)) {
     return core::make_error(core::ErrorCode::kInvalidArgument,
-                            "vram serve needs the estimate, profile and batch actions; one is missing");
+                            "vram serve needs the estimate, profile, batch and fit actions; one is missing");
   }
   std::unique_ptr<core::sys::Nvml> nvml;
   std::string nvml_reason;

@@ -40,6 +40,7 @@ struct ServeActions {
   std::function<core::Result<nlohmann::json>(const nlohmann::json& request)> estimate;
   std::function<core::Result<nlohmann::json>(const nlohmann::json& request, const Progress& progress)> profile;
   std::function<core::Result<nlohmann::json>(const nlohmann::json& request, const Progress& progress)> batch;
+  std::function<core::Result<nlohmann::json>(const nlohmann::json& request, const Progress& progress)> fit;
 };
 
 enum class Api {

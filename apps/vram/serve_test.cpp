@@ -67,6 +67,9 @@ struct FakeWork {
       if (request.value("fits", false)) return json{{"batch_size", 32}};
       return core::make_error(core::ErrorCode::kOutOfMemory, "batch size 64 does not fit in 8 GiB");
     };
+    actions.fit = [](const json& request, const Progress&) -> core::Result<json> {
+      return json{{"plan", "offload"}, {"request", request}};
+    };
     return actions;
   }
 };
@@ -154,7 +157,7 @@ TEST_F(Serve, MalformedJsonIs400NamingTheProblem) {
             std::string::npos);
   reply = http.post("/api/v1/jobs", R"({"kind": "train"})");
   EXPECT_EQ(reply.status, 400);
-  EXPECT_NE(reply.json()["error"]["message"].get<std::string>().find("\"profile\" or \"batch\""), std::string::npos);
+  EXPECT_NE(reply.json()["error"]["message"].get<std::string>().find("\"profile\", \"batch\" or \"fit\""), std::string::npos);
 }
 
 TEST_F(Serve, JobRunsFromQueuedToDone) {

@@ -241,6 +241,20 @@ TEST(VramServe, RealEstimatesAndJobsOnTheCpu) {
   EXPECT_GT(profile_state["result"]["peak"]["peak_bytes"].get<int64_t>(), 0);
   EXPECT_GE(profile_state["result"]["peak"]["attributed_fraction"].get<double>(), 0.95);
 
+  // A fit: the planner's plan for a budget, run under it.
+  const auto fit = client.post("/api/v1/jobs", R"({"kind": "fit", "model": "llama-tiny", "lora": "r4:q,k,v,o",
+      "dtype": "fp32", "batch": 8, "seq": 256, "device": "cpu", "budget": "30MB"})");
+  ASSERT_EQ(fit.status, 202) << fit.body;
+  nlohmann::json fit_state;
+  while (Clock::now() < deadline) {
+    fit_state = client.get(fit.json()["status_url"].get<std::string>()).json();
+    if (fit_state.value("status", "") != "queued" && fit_state.value("status", "") != "running") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling interval, not a sync
+  }
+  ASSERT_EQ(fit_state.value("status", ""), "done") << fit_state.dump();
+  EXPECT_LE(fit_state["result"]["measured_peak_bytes"].get<int64_t>(), 30'000'000);
+  EXPECT_NE(fit_state["result"]["plan"], "keep");
+
   // The jobs' allocator statistics are on /metrics beside the GPUs'.
   const auto metrics = client.get("/metrics");
   EXPECT_NE(metrics.body.find("vram_allocator_peak_allocated_bytes{device=\"cpu\",task=\"profile\"}"),

@@ -219,6 +219,7 @@ std::string plan_text(const vram::zoo::Plan& plan, const vram::zoo::Workload& wo
 
 nlohmann::json costs_json(const vram::plan::Costs& costs) {
   return {{"flops_per_second", costs.flops_per_second},
+          {"backward_flops_per_second", costs.backward_flops_per_second},
           {"host_to_device_bytes_per_second", costs.host_to_device_bytes_per_second},
           {"device_to_host_bytes_per_second", costs.device_to_host_bytes_per_second}};
 }

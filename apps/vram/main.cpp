@@ -199,6 +199,7 @@ int main(int argc, char** argv) {
     return args.empty() && !config->help_requested() ? 2 : 0;
   }
   core::libtorch::set_threads(0);
+  core::libtorch::use_expandable_segments();
   if (args.front() == "bandwidth") return bandwidth(*config);
   if (args.front() == "profile") return vram_cli::profile_command(*config);
   if (args.front() == "estimate") return vram_cli::estimate_command(*config);

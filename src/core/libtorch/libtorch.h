@@ -35,6 +35,11 @@ void set_threads(int threads);
 // back (measured: BlazePose-Lite 11.6 ms instead of 7.7 ms on 2 cores). Process-wide: applications call it once.
 void keep_freed_memory();
 
+// CUDA: the caching allocator grows its segments in place instead of reserving new blocks (LibTorch 2.1 and
+// later), so memory capped at a budget is not lost to fragmentation (measured on an H200: a llama-7b plan whose
+// allocations peak at 3.49 GB ran out of memory under a 4 GB cap without it, and runs with it). A
+// PYTORCH_CUDA_ALLOC_CONF the user set wins. Call before the first CUDA allocation.
+void use_expandable_segments();
 // TF32 makes CUDA float32 convolutions and matrix products faster and less exact (about 1e-3 relative). Pose
 // inference at fp32 turns it off to match the reference; training-style work may keep it. Process-wide.
 void allow_tf32(bool allow);

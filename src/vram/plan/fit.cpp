@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <vector>
 
 #include "vram/memory/memory.h"
@@ -49,9 +50,15 @@ double host_copy_bytes_per_second() {
   return static_cast<double>(from.nbytes()) / seconds;
 }
 
-// The forward of the model's first transformer layer (attention and MLP), or the whole of a ResNet, on a model of
-// one layer, at the workload's shapes capped at 4096 tokens: the rate the layers' matrix products reach.
-core::Result<double> measure_flops_per_second(const zoo::Workload& workload, const std::string& device) {
+// The model's first transformer layer (attention and MLP), or the whole of a ResNet, on a model of one layer, at
+// the workload's shapes capped at 4096 tokens: the rate its forward reaches, and for training the rate of its
+// backward (input gradients, and weight gradients for what trains), each the median of three after a warm-up.
+struct Rates {
+  double forward = 0.0;
+  double backward = 0.0;
+};
+
+core::Result<Rates> measure_rates(const zoo::Workload& workload, const std::string& device) {
   zoo::Workload probe = workload;
   const bool transformer = workload.model.family != zoo::Family::kResNet;
   if (transformer) probe.model.layers = 1;
@@ -65,23 +72,51 @@ core::Result<double> measure_flops_per_second(const zoo::Workload& workload, con
   options.device = device;
   auto model = zoo::Model::create(options);
   if (!model) return model.error();
-  at::NoGradGuard no_grad;
   const auto batch = (*model)->make_batch(probe.batch, probe.seq, 1);
   // The first stage turns ids or images into hidden states; the layer's two stages follow it.
-  const at::Tensor hidden = transformer ? (*model)->stage(0).forward(batch.input) : batch.input;
-  const std::vector<size_t> timed = transformer ? std::vector<size_t>{1, 2} : [&] {
-    std::vector<size_t> all;
-    for (size_t i = 0; i < (*model)->stage_count(); ++i) all.push_back(i);
-    return all;
-  }();
-  const double seconds = time_it(device, [&] {
-    at::Tensor x = hidden;
+  at::Tensor hidden;
+  {
+    at::NoGradGuard no_grad;
+    hidden = transformer ? (*model)->stage(0).forward(batch.input) : batch.input;
+  }
+  std::vector<size_t> timed = {1, 2};
+  if (!transformer) {
+    timed.clear();
+    for (size_t i = 0; i < (*model)->stage_count(); ++i) timed.push_back(i);
+  }
+  const auto run = [&](const at::Tensor& input) {
+    at::Tensor x = input;
     for (const size_t i : timed) x = (*model)->stage(i).forward(x);
-  });
-  const auto flops = forward_flops(probe);
-  double work = 0.0;
-  for (const size_t i : timed) work += flops.at(i);
-  return work / seconds;
+    return x;
+  };
+  const auto costs = stage_costs_of(probe);
+  double forward_work = 0.0;
+  double backward_work = 0.0;
+  for (const size_t i : timed) {
+    forward_work += costs.at(i).flops;
+    backward_work += costs.at(i).flops * (1.0 + costs.at(i).trainable_fraction);
+  }
+  Rates rates;
+  {
+    at::NoGradGuard no_grad;
+    rates.forward = forward_work / time_it(device, [&] { run(hidden); });
+  }
+  rates.backward = rates.forward;
+  if (workload.mode != zoo::Mode::kTrain) return rates;
+  // Backward alone: a forward with autograd first, untimed, then its backward timed.
+  const at::Tensor input = hidden.detach().requires_grad_(true);
+  std::vector<double> seconds;
+  for (int i = 0; i < 4; ++i) {
+    const at::Tensor output = run(input);
+    const at::Tensor gradient = at::ones_like(output);
+    synchronize(device);
+    const auto start = Clock::now();
+    output.backward(gradient);
+    synchronize(device);
+    if (i > 0) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  rates.backward = backward_work / median(seconds);
+  return rates;
 }
 
 bool is_oom(const core::Error& error) { return error.code == core::ErrorCode::kOutOfMemory; }
@@ -91,9 +126,10 @@ bool is_oom(const core::Error& error) { return error.code == core::ErrorCode::kO
 core::Result<Costs> measure_costs(const zoo::Workload& workload, const std::string& device) {
   Costs costs;
   try {
-    auto rate = measure_flops_per_second(workload, device);
-    if (!rate) return rate.error();
-    costs.flops_per_second = *rate;
+    auto rates = measure_rates(workload, device);
+    if (!rates) return rates.error();
+    costs.flops_per_second = rates->forward;
+    costs.backward_flops_per_second = rates->backward;
     if (device == "cpu") {
       costs.host_to_device_bytes_per_second = host_copy_bytes_per_second();
       costs.device_to_host_bytes_per_second = costs.host_to_device_bytes_per_second;
@@ -146,10 +182,15 @@ core::Result<FitResult> fit(const FitOptions& options) {
   (*meter)->release_cached();
   if (auto limited = (*meter)->limit_bytes(options.budget_bytes); !limited) return limited.error();
   const auto& candidates = result.choice.candidates;
+  // After an out-of-memory the estimate was low for this device (fragmentation above all: the cap bounds the
+  // allocator's reserved bytes, the estimate counts allocated ones), so the next plan must be predicted at least
+  // 10% smaller than the one that failed.
+  int64_t ceiling = std::numeric_limits<int64_t>::max();
   for (size_t i = 0;
        i < candidates.size() && candidates[i].fits && static_cast<int>(result.attempts.size()) < options.max_attempts;
        ++i) {
     const Candidate& candidate = candidates[i];
+    if (candidate.predicted_peak_bytes > ceiling) continue;
     const std::string name = zoo::describe(candidate.plan, options.workload.model);
     progress("building " + options.workload.model.name + " for " + name, 0.1);
     profile::RunnerOptions runner_options;
@@ -159,6 +200,7 @@ core::Result<FitResult> fit(const FitOptions& options) {
     runner_options.seed = options.seed;
     const auto give_way = [&](const core::Error& error) {
       result.attempts.push_back({candidate.plan, error.message});
+      ceiling = candidate.predicted_peak_bytes * 9 / 10;
       (*meter)->release_cached();
     };
     auto runner = profile::Runner::create(runner_options);

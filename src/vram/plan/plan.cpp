@@ -14,11 +14,6 @@ using zoo::StagePolicy;
 // small micro-batches slower than one large batch.
 constexpr double kStageOverheadSeconds = 60e-6;
 
-struct StageCost {
-  double flops = 0.0;
-  double trainable_fraction = 0.0;  // of its weights
-};
-
 double adapter_flops(const zoo::Workload& w, const std::string& target, double rows, double in, double out) {
   const auto& t = w.lora.targets;
   if (!w.lora.enabled() || std::find(t.begin(), t.end(), target) == t.end()) return 0.0;
@@ -95,18 +90,6 @@ std::vector<Segment> segments_of(const zoo::Plan& plan, size_t stages) {
 
 int64_t items_per_step(const zoo::Workload& w) { return w.batch * (w.model.is_language_model() ? w.seq : 1); }
 
-// The first `count` segments of a named plan ("checkpoint" or "offload"); the stages after them are kept.
-zoo::Plan first_segments(const zoo::Plan& named, size_t count) {
-  zoo::Plan plan = named;
-  size_t seen = 0;
-  bool dropping = false;
-  for (auto& policy : plan.stages) {
-    if (zoo::starts_segment(policy)) dropping = ++seen > count;
-    if (dropping && policy != StagePolicy::kKeep) policy = StagePolicy::kKeep;
-  }
-  return plan;
-}
-
 // Plans in order of how much machinery they use: a tie in predicted speed goes to the simpler one.
 int complexity(const zoo::Plan& plan) {
   int score = 0;
@@ -127,15 +110,16 @@ std::string gib_text(int64_t bytes) {
 }  // namespace
 
 Costs assumed_costs(bool cuda) {
-  if (cuda) return {420e12, 50e9, 50e9};
-  return {50e9, 5e9, 5e9};
+  Costs costs;
+  // H200, llama-7b LoRA at 16k tokens (docs/benchmarks.md): forward 466 TFLOP/s; backward and copies as measured.
+  costs.flops_per_second = cuda ? 466e12 : 50e9;
+  costs.backward_flops_per_second = cuda ? 380e12 : 50e9;
+  costs.host_to_device_bytes_per_second = cuda ? 55e9 : 5e9;
+  costs.device_to_host_bytes_per_second = costs.host_to_device_bytes_per_second;
+  return costs;
 }
 
-std::vector<double> forward_flops(const zoo::Workload& workload) {
-  std::vector<double> flops;
-  for (const auto& cost : stage_costs(workload)) flops.push_back(cost.flops);
-  return flops;
-}
+std::vector<StageCost> stage_costs_of(const zoo::Workload& workload) { return stage_costs(workload); }
 
 double predict_step_seconds(const zoo::Workload& workload, const Costs& costs) {
   const bool train = workload.mode == zoo::Mode::kTrain;
@@ -145,6 +129,7 @@ double predict_step_seconds(const zoo::Workload& workload, const Costs& costs) {
   micro.batch = std::max<int64_t>(1, (workload.batch + parts - 1) / parts);
   const auto stages = stage_costs(micro);
   const double fps = costs.flops_per_second;
+  const double backward_fps = costs.backward_flops_per_second > 0 ? costs.backward_flops_per_second : fps;
   const bool chunked = train && plan.loss_chunk_tokens > 0 && workload.model.is_language_model();
   const size_t looped = stages.size() - (chunked ? 1 : 0);
 
@@ -153,7 +138,7 @@ double predict_step_seconds(const zoo::Workload& workload, const Costs& costs) {
   for (const auto& s : stages) {
     forward += s.flops / fps + kStageOverheadSeconds;
     // Gradients for the input (as much as the forward) and for the weights that train.
-    if (train) backward += s.flops * (1.0 + s.trainable_fraction) / fps + 2 * kStageOverheadSeconds;
+    if (train) backward += s.flops * (1.0 + s.trainable_fraction) / backward_fps + 2 * kStageOverheadSeconds;
   }
   double recompute = chunked ? stages.back().flops / fps : 0.0;
   double stalls = 0.0;
@@ -173,7 +158,7 @@ double predict_step_seconds(const zoo::Workload& workload, const Costs& costs) {
     int64_t frozen = 0;
     for (size_t i = segment.first; i <= segment.last; ++i) {
       segment_forward += stages[i].flops / fps;
-      segment_backward += stages[i].flops * (2.0 + stages[i].trainable_fraction) / fps;
+      segment_backward += stages[i].flops / fps + stages[i].flops * (1.0 + stages[i].trainable_fraction) / backward_fps;
       if (i < stage_frozen.size()) frozen += stage_frozen[i];
     }
     if (train) recompute += segment_forward;
@@ -212,7 +197,7 @@ core::Result<Choice> choose(const zoo::Workload& workload, const PlannerOptions&
       continue;
     }
     for (const size_t part : {count / 4, count / 2, 3 * count / 4}) {
-      if (part > 0 && part < count) layouts.push_back(first_segments(all, part));
+      if (part > 0 && part < count) layouts.push_back(zoo::first_segments(all, part));
     }
     layouts.push_back(all);
   }

@@ -29,6 +29,7 @@ namespace vram::plan {
 // What the device does per second. All three must be positive.
 struct Costs {
   double flops_per_second = 0.0;                 // a transformer layer's forward at the workload's shapes
+  double backward_flops_per_second = 0.0;        // its backward (0: as the forward)
   double host_to_device_bytes_per_second = 0.0;  // pinned memory
   double device_to_host_bytes_per_second = 0.0;  // pinned memory
 };
@@ -37,8 +38,13 @@ struct Costs {
 // measured), or this CPU's order of magnitude.
 Costs assumed_costs(bool cuda);
 
-// Floating-point operations of the forward of each stage, in the zoo's order, for the whole batch.
-std::vector<double> forward_flops(const zoo::Workload& workload);
+// Floating-point operations of each stage's forward, in the zoo's order, for the whole batch, and the fraction
+// of its weights that train (their gradients cost another forward's worth in backward).
+struct StageCost {
+  double flops = 0.0;
+  double trainable_fraction = 0.0;
+};
+std::vector<StageCost> stage_costs_of(const zoo::Workload& workload);
 
 // Predicted seconds of one step under the workload's plan: forward, backward (input gradients, and weight
 // gradients for what trains), the recomputation of checkpoint segments, and copies that outlast the compute they
@@ -79,7 +85,7 @@ struct FitOptions {
   int64_t budget_bytes = 0;
   double headroom = 0.05;
   int timed_steps = 3;   // after one warm-up step; the step time is their median
-  int max_attempts = 3;  // plans tried in order when one runs out of memory after all
+  int max_attempts = 3;  // plans tried when one runs out of memory after all, each predicted 10% smaller
   uint64_t seed = 0;
   const Costs* costs = nullptr;  // measured already (a curve over budgets measures once); null: measure now
   std::function<void(const std::string& what, double fraction)> progress;

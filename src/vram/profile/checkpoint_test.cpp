@@ -225,6 +225,17 @@ TEST(Checkpoint, PlansParse) {
   EXPECT_FALSE(zoo::parse_plan("kjckkkk", llama).ok());  // a join needs a segment before it
   EXPECT_FALSE(zoo::parse_plan("kc", llama).ok());       // one letter per stage
   EXPECT_FALSE(zoo::parse_plan("sometimes", llama).ok());
+  // The first N segments of a named plan, and describe() reads plans back in the same words.
+  const auto first = zoo::parse_plan("offload:1", llama).value();
+  EXPECT_EQ(first.policy(1), zoo::StagePolicy::kOffload);
+  EXPECT_EQ(first.policy(3), zoo::StagePolicy::kKeep);
+  EXPECT_FALSE(zoo::parse_plan("offload:3", llama).ok());  // llama-tiny has 2 layers
+  EXPECT_FALSE(zoo::parse_plan("offload:x", llama).ok());
+  zoo::Plan described = first;
+  described.stream_weights = true;
+  described.micro_batches = 2;
+  EXPECT_EQ(zoo::describe(described, llama), "offload:1 + stream weights + 2 micro-batches");
+  EXPECT_EQ(zoo::describe(zoo::parse_plan("kcjojkk", llama).value(), llama), "kcjojkk");
 }
 
 TEST(Checkpoint, MemoryDoesNotGrowOver100Steps) {

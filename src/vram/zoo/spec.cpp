@@ -360,9 +360,39 @@ std::vector<StageName> stage_layout(const ModelSpec& model) {
   return stages;
 }
 
+Plan first_segments(const Plan& plan, size_t count) {
+  Plan first = plan;
+  size_t seen = 0;
+  bool dropping = false;
+  for (auto& policy : first.stages) {
+    if (starts_segment(policy)) dropping = ++seen > count;
+    if (dropping) policy = StagePolicy::kKeep;
+  }
+  return first;
+}
+
+size_t segment_count(const Plan& plan) {
+  return static_cast<size_t>(std::count_if(plan.stages.begin(), plan.stages.end(), starts_segment));
+}
+
 core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model) {
   Plan plan;
   if (text.empty() || text == "keep") return plan;
+  if (const size_t colon = text.find(':'); colon != std::string::npos) {
+    // "offload:24": the named plan's first 24 segments.
+    auto named = parse_plan(text.substr(0, colon), model);
+    if (!named) return named.error();
+    const std::string number = text.substr(colon + 1);
+    size_t count = 0;
+    const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), count);
+    const size_t total = segment_count(*named);
+    if (error != std::errc() || end != number.data() + number.size() || count < 1 || count > total) {
+      return core::make_error(core::ErrorCode::kInvalidArgument,
+                              "plan '" + text + "': after the colon, how many of the " + std::to_string(total) +
+                                  " segments (1 to " + std::to_string(total) + ")");
+    }
+    return first_segments(*named, count);
+  }
   const auto layout = stage_layout(model);
   const size_t stage_count = layout.size();
   if (text == "checkpoint" || text == "checkpoint-stages" || text == "offload") {
@@ -402,7 +432,11 @@ core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model) {
 std::string describe(const Plan& plan, const ModelSpec& model) {
   std::string text;
   for (const char* name : {"keep", "checkpoint", "checkpoint-stages", "offload"}) {
-    if (text.empty() && parse_plan(name, model).value().stages == plan.stages) text = name;
+    const Plan named = parse_plan(name, model).value();
+    if (text.empty() && named.stages == plan.stages) text = name;
+    for (size_t count = 1; text.empty() && count < segment_count(named); ++count) {
+      if (first_segments(named, count).stages == plan.stages) text = std::string(name) + ":" + std::to_string(count);
+    }
   }
   if (text.empty() && std::all_of(plan.stages.begin(), plan.stages.end(),
                                   [](StagePolicy policy) { return policy == StagePolicy::kKeep; })) {

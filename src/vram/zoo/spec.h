@@ -109,13 +109,16 @@ std::vector<StageName> stage_layout(const ModelSpec& model);
 
 const char* to_string(StagePolicy policy);
 // "keep"; "checkpoint" (a segment per transformer layer, attention and MLP, and per ResNet block);
+// NAME:N (the first N segments of one of the named plans, e.g. "offload:24", the later layers kept);
 // "checkpoint-stages" (a segment per attention, MLP or ResNet block); "offload" (as "checkpoint", the segments'
 // inputs in host memory); or one letter per stage: k(eep), c(heckpoint: a segment starts), o(ffload: a segment
 // starts, its input goes to host memory), j(oin the segment before).
 core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model);
-// The plan in words, as parse_plan reads it back followed by its options: "offload + stream weights + loss in
-// pieces of 2048 tokens + 2 micro-batches".
+// The plan in words: its stages as parse_plan reads them back, then its options: "offload:24 + stream weights +
+// loss in pieces of 2048 tokens + 2 micro-batches".
 std::string describe(const Plan& plan, const ModelSpec& model);
+// The plan's first `count` checkpoint segments; the stages after them are kept.
+Plan first_segments(const Plan& plan, size_t count);
 
 // One step: for inference a forward pass without autograd (a prefill for LLMs); for training forward, loss,
 // backward and an optimizer step.

@@ -111,10 +111,10 @@ std::string gib_text(int64_t bytes) {
 
 Costs assumed_costs(bool cuda) {
   Costs costs;
-  // H200, llama-7b LoRA at 16k tokens (docs/benchmarks.md): forward 466 TFLOP/s; backward and copies as measured.
-  costs.flops_per_second = cuda ? 466e12 : 50e9;
-  costs.backward_flops_per_second = cuda ? 380e12 : 50e9;
-  costs.host_to_device_bytes_per_second = cuda ? 55e9 : 5e9;
+  // As `vram bench` measured them on an H200 for a llama-7b layer in bf16 (docs/benchmarks.md).
+  costs.flops_per_second = cuda ? 437e12 : 50e9;
+  costs.backward_flops_per_second = cuda ? 336e12 : 50e9;
+  costs.host_to_device_bytes_per_second = cuda ? 52e9 : 5e9;
   costs.device_to_host_bytes_per_second = costs.host_to_device_bytes_per_second;
   return costs;
 }

@@ -157,7 +157,8 @@ TEST_F(Serve, MalformedJsonIs400NamingTheProblem) {
             std::string::npos);
   reply = http.post("/api/v1/jobs", R"({"kind": "train"})");
   EXPECT_EQ(reply.status, 400);
-  EXPECT_NE(reply.json()["error"]["message"].get<std::string>().find("\"profile\", \"batch\" or \"fit\""), std::string::npos);
+  EXPECT_NE(reply.json()["error"]["message"].get<std::string>().find("\"profile\", \"batch\" or \"fit\""),
+            std::string::npos);
 }
 
 TEST_F(Serve, JobRunsFromQueuedToDone) {

@@ -189,6 +189,12 @@ core::Result<Choice> choose(const zoo::Workload& workload, const PlannerOptions&
   // Which layers keep their activations: none, the first quarter, half, three quarters or all checkpointed, the
   // segment inputs on the device or in host memory. Inference keeps nothing anyway, but streams through segments.
   std::vector<zoo::Plan> layouts = {zoo::Plan{}};
+  if (train && model.family != Family::kResNet) {
+    const zoo::Plan mlp = zoo::parse_plan("checkpoint-mlp", model).value();
+    const size_t count = segments_of(mlp, mlp.stages.size()).size();
+    layouts.push_back(zoo::first_segments(mlp, count / 2));
+    layouts.push_back(mlp);
+  }
   for (const char* named : {"checkpoint", "offload"}) {
     const zoo::Plan all = zoo::parse_plan(named, model).value();
     const size_t count = segments_of(all, all.stages.size()).size();

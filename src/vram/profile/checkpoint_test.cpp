@@ -221,6 +221,9 @@ TEST(Checkpoint, PlansParse) {
   EXPECT_EQ(zoo::parse_plan("offload", llama).value().policy(1), zoo::StagePolicy::kOffload);
   EXPECT_EQ(zoo::parse_plan("offload", llama).value().policy(2), zoo::StagePolicy::kJoin);
   EXPECT_EQ(zoo::parse_plan("checkpoint-stages", llama).value().policy(2), zoo::StagePolicy::kCheckpoint);
+  EXPECT_EQ(zoo::describe(zoo::parse_plan("checkpoint-mlp", llama).value(), llama), "checkpoint-mlp");
+  EXPECT_EQ(zoo::parse_plan("checkpoint-mlp", llama).value().policy(1), zoo::StagePolicy::kKeep);
+  EXPECT_EQ(zoo::parse_plan("checkpoint-mlp", llama).value().policy(2), zoo::StagePolicy::kCheckpoint);
   EXPECT_EQ(zoo::parse_plan("kcjojkk", llama).value().policy(3), zoo::StagePolicy::kOffload);
   EXPECT_FALSE(zoo::parse_plan("kjckkkk", llama).ok());  // a join needs a segment before it
   EXPECT_FALSE(zoo::parse_plan("kc", llama).ok());       // one letter per stage

@@ -409,10 +409,19 @@ core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model) {
     }
     return plan;
   }
+  if (text == "checkpoint-mlp") {
+    // Selective: the MLPs' wide activations (4-5x the hidden width) are recomputed, attention keeps what it saves
+    // (fused attention: its inputs, output and a log-sum-exp per row, costly to recompute and cheap to keep).
+    for (const auto& stage : layout) {
+      plan.stages.push_back(stage.kind == "mlp" ? StagePolicy::kCheckpoint : StagePolicy::kKeep);
+    }
+    return plan;
+  }
   const auto invalid = [&](const std::string& why) {
     return core::make_error(
         core::ErrorCode::kInvalidArgument,
-        "plan '" + text + "': " + why + "; use keep, checkpoint, checkpoint-stages, or one letter per stage (" +
+        "plan '" + text + "': " + why +
+            "; use keep, checkpoint, checkpoint-mlp, checkpoint-stages, offload, NAME:N, or one letter per stage (" +
             std::to_string(stage_count) + " stages; k = keep, c = checkpoint, j = join the segment before)");
   };
   if (text.size() != stage_count || text.find_first_not_of("kcoj") != std::string::npos) {
@@ -431,7 +440,7 @@ core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model) {
 
 std::string describe(const Plan& plan, const ModelSpec& model) {
   std::string text;
-  for (const char* name : {"keep", "checkpoint", "checkpoint-stages", "offload"}) {
+  for (const char* name : {"keep", "checkpoint", "checkpoint-mlp", "checkpoint-stages", "offload"}) {
     const Plan named = parse_plan(name, model).value();
     if (text.empty() && named.stages == plan.stages) text = name;
     for (size_t count = 1; text.empty() && count < segment_count(named); ++count) {

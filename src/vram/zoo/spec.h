@@ -110,7 +110,9 @@ std::vector<StageName> stage_layout(const ModelSpec& model);
 const char* to_string(StagePolicy policy);
 // "keep"; "checkpoint" (a segment per transformer layer, attention and MLP, and per ResNet block);
 // NAME:N (the first N segments of one of the named plans, e.g. "offload:24", the later layers kept);
-// "checkpoint-stages" (a segment per attention, MLP or ResNet block); "offload" (as "checkpoint", the segments'
+// "checkpoint-stages" (a segment per attention, MLP or ResNet block); "checkpoint-mlp" (selective: only the
+// transformer MLPs, whose wide activations are cheap to recompute; attention keeps its own); "offload" (as
+// "checkpoint", the segments'
 // inputs in host memory); or one letter per stage: k(eep), c(heckpoint: a segment starts), o(ffload: a segment
 // starts, its input goes to host memory), j(oin the segment before).
 core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model);

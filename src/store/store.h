@@ -1,7 +1,8 @@
 #pragma once
 // Where the pose service keeps what happened: every rep, form issue, anomaly and stream status change, as records
 // with an idempotency key. Behind one interface (Store) sit SQLite, the embedded default (a file in the data
-// directory, WAL), and later PostgreSQL; versioned migrations bring an older file up to date when it opens.
+// directory, WAL), and PostgreSQL for deployments that share one database; versioned migrations bring an older
+// schema up to date when it opens.
 //
 // Writes never happen on the frame path: a Writer batches records on its own thread. When the store cannot take
 // them (database down, disk full) the batch goes to a spool on local disk, fsynced, and is replayed in order once
@@ -80,7 +81,18 @@ struct SqliteOptions {
 // database; kUnavailable when it cannot be opened or written; kUnsupported for a schema newer than this build's.
 core::Result<std::unique_ptr<Store>> open_sqlite(const SqliteOptions& options);
 
-// The schema version this build writes (the number of migrations).
+struct PostgresOptions {
+  // libpq's connection string or URI: "postgresql://pose@db.local/pose", "host=/run/postgresql dbname=pose". A
+  // password in it is never logged or returned (describe() drops it).
+  std::string uri;
+};
+
+// Connects and applies the migrations the database lacks. kUnavailable when the server cannot be reached (the
+// message says why, without the password); kUnsupported for a schema newer than this build's. A connection lost
+// later is re-established by the next call, so the Writer's retries bring a restarted server back.
+core::Result<std::unique_ptr<Store>> open_postgres(const PostgresOptions& options);
+
+// The schema version this build writes (the number of migrations), the same for every store.
 int schema_version();
 
 struct WriterOptions {

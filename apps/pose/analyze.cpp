@@ -15,6 +15,9 @@
 
 #include "core/libtorch/libtorch.h"
 #include "pose/runtime/json.h"
+#ifdef WB_HAVE_STORE
+#include "records.h"
+#endif
 
 namespace pose_cli {
 namespace {
@@ -229,10 +232,46 @@ int analyze(const core::config::Config& config) {
   std::unique_ptr<Annotator> annotator;
   if (!annotate_path.empty()) annotator = std::make_unique<Annotator>(annotate_path, stream_count, exercise);
 
+#ifdef WB_HAVE_STORE
+  // --db: every event but frames into the store, batched off the analysis thread.
+  std::unique_ptr<store::Store> event_store;
+  std::unique_ptr<store::Writer> writer;
+  if (const std::string& db = config.text("analyze.db"); !db.empty()) {
+    auto opened = open_store(db);
+    if (!opened) {
+      std::cerr << "pose analyze: " << opened.error().message << "\n";
+      return 2;
+    }
+    event_store = std::move(opened.value());
+    store::WriterOptions writer_options;
+    writer_options.spool_dir = config.path("analyze.spool");
+    writer_options.logger = core::Logger(core::stderr_sink(), core::LogLevel::kInfo, "store");
+    auto created = store::Writer::create(*event_store, writer_options);
+    if (!created) {
+      std::cerr << "pose analyze: " << created.error().message << "\n";
+      return 2;
+    }
+    writer = std::move(created.value());
+  }
+  bool live = false;
+  for (size_t i = 1; i < args.size(); ++i) live = live || is_live_source(args[i]);
+  const auto start_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  RecordMaker make_record(live ? std::to_string(start_us) : "");
+#endif
   std::mutex records_mutex;
   std::map<std::string, StreamRecord> records;
   const bool frames_in_events = config.boolean("analyze.events_frames");
   (*pipeline)->subscribe([&](const Event& event) {
+#ifdef WB_HAVE_STORE
+    if (writer) {
+      const auto wall_us =
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      if (auto record = make_record(event, wall_us)) writer->submit(std::move(*record));
+    }
+#endif
     if (events.is_open()) {
       if (frames_in_events || !std::holds_alternative<FrameResult>(event)) {
         events << pose::runtime::event_json(event) << "\n";
@@ -296,6 +335,19 @@ int analyze(const core::config::Config& config) {
   done_cv.notify_all();
   progress.join();
 
+#ifdef WB_HAVE_STORE
+  if (writer) {
+    writer->flush();
+    const auto stats = writer->stats();
+    std::fprintf(
+        stderr, "stored %lld events in %s%s\n", static_cast<long long>(stats.submitted),
+        event_store->describe().c_str(),
+        stats.spool_records > 0
+            ? (", " + std::to_string(stats.spool_records) + " waiting in the spool until the database is back").c_str()
+            : "");
+    writer.reset();
+  }
+#endif
   std::string annotate_error = annotator ? annotator->close() : "";
   std::vector<pose::runtime::StreamSummary> summaries;
   const auto all_stats = (*pipeline)->stats();
@@ -445,5 +497,39 @@ int bench_streams(const core::config::Config& config) {
   std::cout << report.dump(2) << "\n";
   return failed ? 1 : 0;
 }
+
+#ifdef WB_HAVE_STORE
+int events(const core::config::Config& config) {
+  const std::string& db = config.text("analyze.db");
+  if (db.empty()) {
+    std::cerr << "pose events: give --db (the SQLite file or PostgreSQL URI pose analyze wrote to)\n";
+    return 2;
+  }
+  auto opened = open_store(db);
+  if (!opened) {
+    std::cerr << "pose events: " << opened.error().message << "\n";
+    return 1;
+  }
+  store::Query query;
+  query.stream_id = config.text("events.stream");
+  query.kind = config.text("events.kind");
+  if (const auto& exercise = config.text("analyze.exercise"); exercise != "auto") query.exercise = exercise;
+  query.limit = 1000;
+  int64_t left = config.integer("events.limit");
+  while (left > 0) {
+    query.limit = static_cast<int>(std::min<int64_t>(left, 1000));
+    auto page = (*opened)->query(query);
+    if (!page) {
+      std::cerr << "pose events: " << page.error().message << "\n";
+      return 1;
+    }
+    for (const auto& stored : page->records) std::cout << stored.record.payload << "\n";
+    left -= static_cast<int64_t>(page->records.size());
+    if (page->next_after_id == 0) break;
+    query.after_id = page->next_after_id;
+  }
+  return 0;
+}
+#endif
 
 }  // namespace pose_cli

@@ -13,5 +13,7 @@ pose::engine::EstimatorOptions estimator_options(const core::config::Config& con
 int analyze(const core::config::Config& config);
 // pose bench-streams --streams N --source FILE : N paced copies of a file at once; fps, drops, latency as JSON.
 int bench_streams(const core::config::Config& config);
+// pose events --db DB [--stream ID] [--kind rep|form|anomaly|status] [--exercise NAME]: stored events as JSON lines.
+int events(const core::config::Config& config);
 
 }  // namespace pose_cli

@@ -73,6 +73,13 @@ std::vector<Option> option_table() {
        "video files and streams: nvdec decodes on the GPU",
        OptionKind::kString,
        {"auto", "opencv", "ffmpeg", "nvdec"}},
+      {"analyze.db", "db", "POSE_DB", "",
+       "analyze, events: the event store, a SQLite file or a postgresql:// URI (empty: none)", OptionKind::kString},
+      {"analyze.spool", "spool", "POSE_SPOOL", "var/spool",
+       "analyze: where events wait on disk while the database is down", OptionKind::kPath},
+      {"events.stream", "stream", "", "", "events: only this stream", OptionKind::kString},
+      {"events.kind", "kind", "", "", "events: only rep, form, anomaly or status", OptionKind::kString},
+      {"events.limit", "limit", "", "1000000", "events: at most this many", OptionKind::kInt},
       {"analyze.loops", "loops", "", "1", "play video files this many times (0: until stopped)", OptionKind::kInt},
       {"analyze.max_side", "max-side", "POSE_MAX_SIDE", "640",
        "downscale frames so the longer side is at most this (0 keeps the size)", OptionKind::kInt},
@@ -295,7 +302,9 @@ int main(int argc, char** argv) {
                  "  detect   IMAGES... [--model NAME] [--device cpu|cuda] [--gt GT.json] --json OUT\n"
                  "  eval     --gt person_keypoints.json --dt results.json: COCO keypoint AP and AR\n"
                  "  analyze  SOURCE... [--exercise NAME|auto] [--json SUMMARY] [--events EVENTS.jsonl]\n"
-                 "           [--annotate OUT.mp4] [--realtime]: reps, form feedback and anomalies per person\n"
+                 "           [--annotate OUT.mp4] [--realtime] [--db pose.db]: reps, form feedback and anomalies\n"
+                 "           per person (--db: stored, SQLite or postgresql://)\n"
+                 "  events   --db pose.db [--stream ID] [--kind rep] [--exercise NAME]: stored events, JSON lines\n"
                  "  bench-streams --streams N --source FILE: analysed fps, drops and latency per stream (JSON)\n\n"
               << core::config::usage(table);
     return args.empty() && !config->help_requested() ? 2 : 0;
@@ -305,6 +314,9 @@ int main(int argc, char** argv) {
   if (args.front() == "detect") return detect(*config);
 #ifdef WB_HAVE_RUNTIME
   if (args.front() == "analyze") return pose_cli::analyze(*config);
+#ifdef WB_HAVE_STORE
+  if (args.front() == "events") return pose_cli::events(*config);
+#endif
   if (args.front() == "bench-streams") return pose_cli::bench_streams(*config);
 #endif
   std::cerr << "pose: unknown command '" << args.front() << "'; `pose --help` lists the commands\n";

@@ -1,4 +1,5 @@
 // The real pose binary on real COCO photos and on bad input, as a user runs it.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -79,3 +80,85 @@ TEST(PoseCli, BadModelAndBadResultsAreUsageErrors) {
 }
 
 }  // namespace
+
+#ifdef WB_HAVE_STORE
+#include <signal.h>
+#include <spawn.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+extern char** environ;
+
+namespace {
+
+const std::string kSquat = std::string(WB_SHARED_DIR) + "/testdata/videos/squat_side_3reps.mp4";
+
+int count_lines(const std::string& text, const std::string& needle) {
+  int count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++count;
+  return count;
+}
+
+// Events go to the store; analysing the same file again stores no rep twice.
+TEST(PoseCliStore, AnalyzeStoresEventsOnceAndEventsReadsThemBack) {
+  const std::string dir = kTmp + "pose_cli_store";
+  std::filesystem::remove_all(dir);
+  const std::string db = " --db " + dir + "/pose.db --spool " + dir + "/spool";
+  for (int run = 0; run < 2; ++run) {
+    const CliRun analyze = pose("analyze " + kSquat + " --exercise squat" + db);
+    ASSERT_EQ(analyze.exit_code, 0) << analyze.out;
+    EXPECT_NE(analyze.out.find("stored "), std::string::npos) << analyze.out;
+  }
+  const CliRun reps = pose("events --kind rep" + db);
+  ASSERT_EQ(reps.exit_code, 0) << reps.out;
+  EXPECT_EQ(count_lines(reps.out, "\"type\":\"rep\""), 3) << reps.out;
+  EXPECT_EQ(count_lines(reps.out, "\n"), 3) << reps.out;
+  EXPECT_EQ(pose("events --kind rep --exercise pushup" + db).out, "");  // filters apply
+  EXPECT_EQ(pose("events").exit_code, 2);
+}
+
+// kill -9 in the middle of a stream, then the same analysis again: every rep stored, none twice.
+TEST(PoseCliStore, KillDashNineMidStreamThenRestartLosesAndDuplicatesNothing) {
+  const std::string dir = kTmp + "pose_cli_kill";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string db = dir + "/pose.db";
+  std::vector<std::string> argv = {WB_POSE,      "analyze", kSquat, "--exercise", "squat",
+                                   "--realtime", "--db",    db,     "--spool",    dir + "/spool"};
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (auto& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, (dir + "/stderr.txt").c_str(), O_WRONLY | O_CREAT, 0644);
+  pid_t pid = -1;
+  ASSERT_EQ(posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  // Paced at 25 fps, the first rep ends at 3.1 s of video; kill once one is stored (the second ends at 7.2 s).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int stored = 0;
+  while (stored == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // polling the database, not a sync
+    stored = count_lines(pose("events --kind rep --db " + db).out, "\"type\":\"rep\"");
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "pose analyze ended before it was killed";
+  ASSERT_GE(stored, 1);
+  ASSERT_LT(stored, 3) << "killed too late to test anything";
+
+  const CliRun again = pose("analyze " + kSquat + " --exercise squat --db " + db + " --spool " + dir + "/spool");
+  ASSERT_EQ(again.exit_code, 0) << again.out;
+  const CliRun reps = pose("events --kind rep --db " + db);
+  EXPECT_EQ(count_lines(reps.out, "\"type\":\"rep\""), 3) << reps.out;
+  for (int rep = 1; rep <= 3; ++rep) {
+    EXPECT_EQ(count_lines(reps.out, "\"rep\":" + std::to_string(rep) + ","), 1) << reps.out;
+  }
+}
+
+}  // namespace
+#endif

@@ -557,16 +557,13 @@ std::pair<int64_t, int64_t> streamed_weights(const Context& c, const std::vector
   const size_t looped = stages.size() - (chunked_loss(c) ? 1 : 0);
   int64_t streamed = 0;
   int64_t largest = 0;
-  for (size_t first = 0; first < looped; ++first) {
-    if (!zoo::starts_segment(plan.policy(first))) continue;
+  for (const auto& segment : zoo::segments(plan, looped)) {
     int64_t unit = 0;
-    size_t last = first;
-    while (last + 1 < looped && plan.policy(last + 1) == zoo::StagePolicy::kJoin) ++last;
-    for (size_t i = first; i <= last; ++i)
+    for (size_t i = segment.first; i <= segment.last; ++i) {
       unit += stages[i].estimate.parameter_bytes - stages[i].estimate.trainable_bytes;
+    }
     streamed += unit;
     largest = std::max(largest, unit);
-    first = last;
   }
   return {streamed, largest};
 }

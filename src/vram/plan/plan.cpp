@@ -69,25 +69,6 @@ std::vector<StageCost> stage_costs(const zoo::Workload& w) {
   return costs;
 }
 
-// The segments of a plan, as the runner groups them: first and last stage, and whether the input is offloaded.
-struct Segment {
-  size_t first = 0;
-  size_t last = 0;
-  bool offload = false;
-};
-
-std::vector<Segment> segments_of(const zoo::Plan& plan, size_t stages) {
-  std::vector<Segment> segments;
-  for (size_t i = 0; i < stages; ++i) {
-    if (!zoo::starts_segment(plan.policy(i))) continue;
-    Segment s{i, i, plan.policy(i) == StagePolicy::kOffload};
-    while (s.last + 1 < stages && plan.policy(s.last + 1) == StagePolicy::kJoin) ++s.last;
-    segments.push_back(s);
-    i = s.last;
-  }
-  return segments;
-}
-
 int64_t items_per_step(const zoo::Workload& w) { return w.batch * (w.model.is_language_model() ? w.seq : 1); }
 
 // Plans in order of how much machinery they use: a tie in predicted speed goes to the simpler one.
@@ -152,7 +133,7 @@ double predict_step_seconds(const zoo::Workload& workload, const Costs& costs) {
   }
   const int64_t row_bytes = micro.model.hidden * zoo::bytes_per_element(workload.dtype) *
                             (micro.model.is_language_model() ? micro.seq : 1) * micro.batch;
-  for (const auto& segment : segments_of(plan, looped)) {
+  for (const auto& segment : zoo::segments(plan, looped)) {
     double segment_forward = 0.0;
     double segment_backward = 0.0;
     int64_t frozen = 0;
@@ -191,13 +172,13 @@ core::Result<Choice> choose(const zoo::Workload& workload, const PlannerOptions&
   std::vector<zoo::Plan> layouts = {zoo::Plan{}};
   if (train && model.family != Family::kResNet) {
     const zoo::Plan mlp = zoo::parse_plan("checkpoint-mlp", model).value();
-    const size_t count = segments_of(mlp, mlp.stages.size()).size();
+    const size_t count = zoo::segments(mlp, mlp.stages.size()).size();
     layouts.push_back(zoo::first_segments(mlp, count / 2));
     layouts.push_back(mlp);
   }
   for (const char* named : {"checkpoint", "offload"}) {
     const zoo::Plan all = zoo::parse_plan(named, model).value();
-    const size_t count = segments_of(all, all.stages.size()).size();
+    const size_t count = zoo::segments(all, all.stages.size()).size();
     if (!train) {
       if (std::string(named) == "checkpoint") layouts.push_back(all);
       continue;
@@ -221,7 +202,7 @@ core::Result<Choice> choose(const zoo::Workload& workload, const PlannerOptions&
   choice.floor_bytes = -1;
   const double usable = static_cast<double>(options.budget_bytes) * (1.0 - options.headroom);
   for (const auto& layout : layouts) {
-    const bool has_segments = !segments_of(layout, layout.stages.size()).empty();
+    const bool has_segments = !zoo::segments(layout, layout.stages.size()).empty();
     for (const bool stream : {false, true}) {
       if (stream && !(has_segments && frozen_weights)) continue;
       for (const int64_t chunk : chunks) {

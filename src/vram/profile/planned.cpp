@@ -26,19 +26,16 @@ struct Group {
 std::vector<Group> group_stages(const zoo::Plan& plan, size_t stage_count) {
   std::vector<Group> groups;
   size_t next_slot = 0;
-  for (size_t stage = 0; stage < stage_count;) {
-    Group group;
-    group.first = stage;
-    group.last = stage;
-    group.segment = zoo::starts_segment(plan.policy(stage));
-    if (group.segment) {
-      while (group.last + 1 < stage_count && plan.policy(group.last + 1) == zoo::StagePolicy::kJoin) ++group.last;
-      group.offload = plan.policy(stage) == zoo::StagePolicy::kOffload;
-      if (group.offload) group.offload_slot = next_slot++;
-    }
-    groups.push_back(group);
-    stage = group.last + 1;
+  size_t stage = 0;
+  const auto keep_until = [&](size_t end) {
+    for (; stage < end; ++stage) groups.push_back(Group{stage, stage});
+  };
+  for (const auto& segment : zoo::segments(plan, stage_count)) {
+    keep_until(segment.first);
+    groups.push_back(Group{segment.first, segment.last, true, segment.offload, segment.offload ? next_slot++ : 0});
+    stage = segment.last + 1;
   }
+  keep_until(stage_count);
   return groups;
 }
 

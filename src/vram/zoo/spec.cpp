@@ -371,9 +371,19 @@ Plan first_segments(const Plan& plan, size_t count) {
   return first;
 }
 
-size_t segment_count(const Plan& plan) {
-  return static_cast<size_t>(std::count_if(plan.stages.begin(), plan.stages.end(), starts_segment));
+std::vector<Segment> segments(const Plan& plan, size_t stage_count) {
+  std::vector<Segment> found;
+  for (size_t i = 0; i < stage_count; ++i) {
+    if (!starts_segment(plan.policy(i))) continue;
+    Segment segment{i, i, plan.policy(i) == StagePolicy::kOffload};
+    while (segment.last + 1 < stage_count && plan.policy(segment.last + 1) == StagePolicy::kJoin) ++segment.last;
+    found.push_back(segment);
+    i = segment.last;
+  }
+  return found;
 }
+
+size_t segment_count(const Plan& plan) { return segments(plan, plan.stages.size()).size(); }
 
 core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model) {
   Plan plan;

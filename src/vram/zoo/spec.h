@@ -116,6 +116,16 @@ const char* to_string(StagePolicy policy);
 // inputs in host memory); or one letter per stage: k(eep), c(heckpoint: a segment starts), o(ffload: a segment
 // starts, its input goes to host memory), j(oin the segment before).
 core::Result<Plan> parse_plan(const std::string& text, const ModelSpec& model);
+// A checkpoint segment: a stage that starts one and the stages that join it.
+struct Segment {
+  size_t first = 0;
+  size_t last = 0;
+  bool offload = false;  // its input waits in host memory
+};
+// The plan's segments among its first `stage_count` stages, in order: how the runner, the estimator and the
+// planner all group them.
+std::vector<Segment> segments(const Plan& plan, size_t stage_count);
+
 // The plan in words: its stages as parse_plan reads them back, then its options: "offload:24 + stream weights +
 // loss in pieces of 2048 tokens + 2 micro-batches".
 std::string describe(const Plan& plan, const ModelSpec& model);

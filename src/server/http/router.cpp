@@ -105,7 +105,19 @@ std::vector<Method> Router::allowed_methods(std::string_view path) const {
   return methods;
 }
 
-Response Router::handle(const Request& request) const {
+Router& Router::websocket(std::string pattern, UpgradeHandler handler) {
+  add(Method::kGet, std::move(pattern), [](const Request& request, const PathParams&) {
+    Response response = json_error(426, request.path + " is a WebSocket endpoint; connect with a WebSocket client");
+    // RFC 9110 15.5.22: a 426 names the protocol to upgrade to, and Upgrade is a connection option.
+    response.headers["Upgrade"] = "websocket";
+    response.headers["Connection"] = "Upgrade";
+    return response;
+  });
+  entries_.back().upgrade = std::move(handler);
+  return *this;
+}
+
+std::variant<Response, Router::Match> Router::resolve(const Request& request) const {
   const std::vector<const Entry*> found = matching(request.path);
   if (found.empty()) return json_error(404, "no resource at " + request.path);
   const Entry* best = nullptr;
@@ -123,16 +135,31 @@ Response Router::handle(const Request& request) const {
     response.headers["Allow"] = allow;
     return response;
   }
-  PathParams params;
+  Match match{best, {}};
   const std::vector<std::string_view> segments = split_path(request.path);
   for (size_t i = 0; i < segments.size(); ++i) {
     const std::string& segment = best->segments[i];
     if (!is_parameter(segment)) continue;
     std::optional<std::string> value = percent_decode(segments[i], false);
     if (!value) return json_error(400, "malformed percent-encoding in path segment '" + std::string(segments[i]) + "'");
-    params.emplace(segment.substr(1, segment.size() - 2), std::move(*value));
+    match.params.emplace(segment.substr(1, segment.size() - 2), std::move(*value));
   }
-  return best->handler(request, params);
+  return match;
+}
+
+Response Router::handle(const Request& request) const {
+  std::variant<Response, Match> resolved = resolve(request);
+  if (auto* response = std::get_if<Response>(&resolved)) return std::move(*response);
+  const Match& match = std::get<Match>(resolved);
+  return match.entry->handler(request, match.params);
+}
+
+std::variant<Response, WebSocketAccept> Router::upgrade(const Request& request) const {
+  std::variant<Response, Match> resolved = resolve(request);
+  if (auto* response = std::get_if<Response>(&resolved)) return std::move(*response);
+  const Match& match = std::get<Match>(resolved);
+  if (!match.entry->upgrade) return json_error(400, request.path + " is not a WebSocket endpoint");
+  return match.entry->upgrade(request, match.params);
 }
 
 std::vector<Router::Route> Router::routes() const {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
@@ -15,7 +16,9 @@ namespace {
 
 using test_support::Client;
 using test_support::Reply;
+using test_support::WebSocketClient;
 using Verb = boost::beast::http::verb;
+using SendResult = WebSocket::SendResult;
 
 // A router touching every feature: path parameters, query, echo of the request, a throwing handler.
 Router test_router() {
@@ -248,6 +251,366 @@ TEST(Server, PortInUseIsAnError) {
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code, core::ErrorCode::kUnavailable);
   EXPECT_NE(second.error().message.find("127.0.0.1:" + std::to_string(first->port())), std::string::npos);
+}
+
+// What a WebSocket route saw and did, keyed by the {room} of /ws/{room}, with waits bounded by a generous deadline
+// (the machine may be loaded; nothing here asserts how fast something happens).
+class Probe {
+ public:
+  static constexpr std::chrono::seconds kDeadline{20};
+
+  // /ws/{room}?token=abc[&max_queued=N][&ping_ms=N][&throw]: 401 without the token.
+  Router router() {
+    Router router = test_router();
+    router.websocket("/ws/{room}", [this](const Request& request, const PathParams& params) {
+      return upgrade(request, params.at("room"));
+    });
+    return router;
+  }
+
+  bool wait_open(const std::string& room) {
+    return wait([&] { return sockets_.count(room) > 0; }, kDeadline);
+  }
+  bool wait_closed(const std::string& room, std::chrono::seconds deadline = kDeadline) {
+    return wait([&] { return closes_.count(room) > 0; }, deadline);
+  }
+  bool wait_messages(const std::string& room, size_t count) {
+    return wait([&] { return messages_[room].size() >= count; }, kDeadline);
+  }
+
+  std::shared_ptr<WebSocket> socket(const std::string& room) {
+    const std::lock_guard lock(mutex_);
+    return sockets_.count(room) ? sockets_.at(room) : nullptr;
+  }
+  int closes(const std::string& room) {
+    const std::lock_guard lock(mutex_);
+    return closes_.count(room) ? closes_.at(room) : 0;
+  }
+  std::vector<std::string> messages(const std::string& room) {
+    const std::lock_guard lock(mutex_);
+    return messages_[room];
+  }
+  std::optional<Request> request(const std::string& room) {
+    const std::lock_guard lock(mutex_);
+    if (!requests_.count(room)) return std::nullopt;
+    return requests_.at(room);
+  }
+
+ private:
+  std::variant<Response, WebSocketAccept> upgrade(const Request& request, const std::string& room) {
+    {
+      const std::lock_guard lock(mutex_);
+      requests_[room] = request;
+    }
+    if (request.query.count("throw")) throw std::runtime_error("upgrade handler bug");
+    const auto token = request.query.find("token");
+    if (token == request.query.end() || token->second != "abc") return json_error(401, "token required");
+    WebSocketAccept accept;
+    accept.ping_interval = std::chrono::seconds(60);  // no keep-alive drops unless a test asks for them
+    if (auto it = request.query.find("max_queued"); it != request.query.end())
+      accept.max_queued = std::stoul(it->second);
+    if (auto it = request.query.find("ping_ms"); it != request.query.end()) {
+      accept.ping_interval = std::chrono::milliseconds(std::stol(it->second));
+    }
+    accept.callbacks.on_open = [this, room](const std::shared_ptr<WebSocket>& socket) {
+      EXPECT_EQ(socket->send("welcome " + room, false), SendResult::kQueued);  // at once, from on_open
+      update([&] { sockets_[room] = socket; });
+    };
+    accept.callbacks.on_message = [this, room](std::string_view text) {
+      update([&] { messages_[room].emplace_back(text); });
+    };
+    accept.callbacks.on_close = [this, room] { update([&] { ++closes_[room]; }); };
+    return accept;
+  }
+
+  template <class Predicate>
+  bool wait(Predicate predicate, std::chrono::seconds deadline) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, deadline, predicate);
+  }
+
+  template <class Change>
+  void update(Change change) {
+    {
+      const std::lock_guard lock(mutex_);
+      change();
+    }
+    changed_.notify_all();
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, std::shared_ptr<WebSocket>> sockets_;
+  std::map<std::string, std::vector<std::string>> messages_;
+  std::map<std::string, int> closes_;
+  std::map<std::string, Request> requests_;
+};
+
+// The connection is open on both sides and the greeting sent from on_open has been read.
+std::unique_ptr<WebSocketClient> connect(uint16_t port, Probe& probe, const std::string& room,
+                                         const std::string& query = {}) {
+  auto client = std::make_unique<WebSocketClient>(port, "/ws/" + room + "?token=abc" + query);
+  EXPECT_TRUE(client->open()) << client->handshake().status << " " << client->handshake().error;
+  EXPECT_TRUE(probe.wait_open(room));
+  EXPECT_EQ(client->read(), "welcome " + room);
+  return client;
+}
+
+TEST(WebSocket, MessagesFlowBothWaysInOrderAndCloseEndsOnce) {
+  Probe probe;  // outlives the server, whose callbacks use it
+  auto server = start({}, probe.router());
+  auto client = connect(server->port(), probe, "lobby");
+  EXPECT_EQ(client->handshake().status, 101);
+  EXPECT_EQ(client->handshake().header("Server"), "workbench");
+  const std::shared_ptr<WebSocket> socket = probe.socket("lobby");
+  ASSERT_TRUE(socket);
+  EXPECT_TRUE(socket->is_open());
+
+  constexpr int kMessages = 100;
+  for (int i = 0; i < kMessages; ++i) EXPECT_EQ(socket->send("m" + std::to_string(i), i % 2 == 0), SendResult::kQueued);
+  for (int i = 0; i < kMessages; ++i) ASSERT_EQ(client->read(), "m" + std::to_string(i));
+
+  ASSERT_TRUE(client->send("hello"));
+  ASSERT_TRUE(client->send("bytes", true));  // binary arrives as text
+  ASSERT_TRUE(probe.wait_messages("lobby", 2));
+  EXPECT_EQ(probe.messages("lobby"), (std::vector<std::string>{"hello", "bytes"}));
+
+  EXPECT_TRUE(client->close());
+  ASSERT_TRUE(probe.wait_closed("lobby"));
+  EXPECT_FALSE(socket->is_open());
+  EXPECT_EQ(socket->send("late", false), SendResult::kClosed);
+  server.reset();  // stop() finds nothing left to end
+  EXPECT_EQ(probe.closes("lobby"), 1);
+}
+
+TEST(WebSocket, ServerCloseWritesQueuedMessagesFirst) {
+  Probe probe;
+  auto server = start({}, probe.router());
+  auto client = connect(server->port(), probe, "lobby");
+  const std::shared_ptr<WebSocket> socket = probe.socket("lobby");
+  EXPECT_EQ(socket->send("last words", false), SendResult::kQueued);
+  socket->close(4000, "bye");
+  socket->close(4001, "again");  // idempotent
+  EXPECT_FALSE(socket->is_open());
+  EXPECT_EQ(socket->send("too late", false), SendResult::kClosed);
+  EXPECT_EQ(client->read(), "last words");
+  EXPECT_EQ(client->read(), std::nullopt);
+  EXPECT_EQ(client->close_code(), 4000);
+  ASSERT_TRUE(probe.wait_closed("lobby"));
+  EXPECT_EQ(probe.closes("lobby"), 1);
+}
+
+TEST(WebSocket, RefusalIsAPlainHttpResponse) {
+  Probe probe;
+  ServerOptions options;
+  options.cors_allowed_origins = {"*"};
+  auto server = start(options, probe.router());
+  WebSocketClient refused(server->port(), "/ws/lobby?token=wrong", {{"Origin", "http://x.example"}});
+  EXPECT_FALSE(refused.open());
+  EXPECT_EQ(refused.handshake().status, 401);
+  EXPECT_EQ(refused.handshake().json()["error"]["status"], 401);
+  EXPECT_EQ(refused.handshake().header("Access-Control-Allow-Origin"), "*");
+
+  WebSocketClient broken(server->port(), "/ws/lobby?token=abc&throw");
+  EXPECT_FALSE(broken.open());
+  EXPECT_EQ(broken.handshake().status, 500);
+  EXPECT_EQ(probe.socket("lobby"), nullptr);
+  EXPECT_EQ(probe.closes("lobby"), 0);
+}
+
+TEST(WebSocket, PlainGetIs426UpgradeToAPlainRouteIs400UnknownPathIs404) {
+  Probe probe;
+  auto server = start({}, probe.router());
+  const Reply plain = Client(server->port()).get("/ws/lobby?token=abc");
+  EXPECT_EQ(plain.status, 426);
+  EXPECT_EQ(plain.header("Upgrade"), "websocket");
+  EXPECT_EQ(plain.json()["error"]["status"], 426);
+  EXPECT_EQ(probe.request("lobby"), std::nullopt);  // the upgrade handler is not asked
+
+  WebSocketClient to_plain(server->port(), "/echo");
+  EXPECT_FALSE(to_plain.open());
+  EXPECT_EQ(to_plain.handshake().status, 400);
+  EXPECT_EQ(to_plain.handshake().json()["error"]["status"], 400);
+  EXPECT_EQ(WebSocketClient(server->port(), "/nope").handshake().status, 404);
+  EXPECT_EQ(WebSocketClient(server->port(), "/api/v1/jobs/7/x").handshake().status, 404);
+}
+
+TEST(WebSocket, UpgradeHandlerSeesPathQueryAndHeaders) {
+  Probe probe;
+  auto server = start({}, probe.router());
+  WebSocketClient client(server->port(), "/ws/room%201?token=abc&resume=42", {{"X-Client", "probe"}});
+  ASSERT_TRUE(client.open());
+  const std::optional<Request> request = probe.request("room 1");
+  ASSERT_TRUE(request);
+  EXPECT_EQ(request->method, Method::kGet);
+  EXPECT_EQ(request->path, "/ws/room%201");
+  EXPECT_EQ(request->query.at("token"), "abc");
+  EXPECT_EQ(request->query.at("resume"), "42");
+  EXPECT_EQ(request->headers.at("x-client"), "probe");
+  EXPECT_EQ(request->headers.at("Upgrade"), "websocket");
+  EXPECT_NE(request->remote_address.find("127.0.0.1:"), std::string::npos);
+}
+
+// A page from another site must not open the service's WebSockets with its user's access; non-browser clients send
+// no Origin, and the server's own pages or allowed CORS origins pass.
+TEST(WebSocket, CrossSiteOriginsAreRefused) {
+  Probe probe;
+  auto server = start({}, probe.router());
+  WebSocketClient foreign(server->port(), "/ws/a?token=abc", {{"Origin", "https://evil.example"}});
+  EXPECT_FALSE(foreign.open());
+  EXPECT_EQ(foreign.handshake().status, 403);
+  EXPECT_TRUE(WebSocketClient(server->port(), "/ws/b?token=abc", {{"Origin", "http://127.0.0.1"}}).open())
+      << "same origin";
+  EXPECT_TRUE(WebSocketClient(server->port(), "/ws/c?token=abc").open()) << "no Origin: not a browser";
+  ServerOptions allowing;
+  allowing.cors_allowed_origins = {"https://dashboard.example"};
+  auto cors = start(allowing, probe.router());
+  EXPECT_TRUE(WebSocketClient(cors->port(), "/ws/d?token=abc", {{"Origin", "https://dashboard.example"}}).open());
+  EXPECT_EQ(WebSocketClient(cors->port(), "/ws/e?token=abc", {{"Origin", "https://evil.example"}}).handshake().status,
+            403);
+}
+
+TEST(WebSocket, SlowClientDropsThenClosesWith1008WhileAFastOneGetsEverything) {
+  Probe probe;
+  auto server = start({}, probe.router());
+  auto slow = connect(server->port(), probe, "slow", "&max_queued=4");  // and never reads again until the end
+  auto fast = connect(server->port(), probe, "fast");
+  const std::shared_ptr<WebSocket> to_slow = probe.socket("slow");
+  const std::shared_ptr<WebSocket> to_fast = probe.socket("fast");
+
+  constexpr int kMessages = 200;
+  std::vector<std::string> fast_received;
+  std::thread fast_reader([&] {
+    for (int i = 0; i < kMessages; ++i) {
+      std::optional<std::string> message = fast->read();
+      if (!message) return;
+      fast_received.push_back(std::move(*message));
+    }
+  });
+
+  // The sending thread never waits: each send answers at once, whatever the slow client does.
+  const std::string large(size_t{256} << 10, 'x');
+  int queued = 0;
+  int dropped = 0;
+  for (int i = 0; i < kMessages; ++i) {
+    const SendResult result = to_slow->send(large, true);
+    EXPECT_NE(result, SendResult::kClosed);
+    (result == SendResult::kQueued ? queued : dropped)++;
+    EXPECT_EQ(to_fast->send("f" + std::to_string(i), false), SendResult::kQueued);
+  }
+  EXPECT_GT(dropped, 0);
+  EXPECT_EQ(queued + dropped, kMessages);
+  EXPECT_EQ(to_slow->dropped(), dropped);
+  EXPECT_LE(to_slow->queued(), 4u);
+
+  // Non-droppable messages evict the droppable ones still waiting, then find the queue full of their own kind.
+  SendResult result = SendResult::kQueued;
+  for (int i = 0; i < 1000 && result == SendResult::kQueued; ++i) result = to_slow->send(large, false);
+  EXPECT_EQ(result, SendResult::kClosed);
+  EXPECT_GE(to_slow->dropped(), dropped);
+  EXPECT_FALSE(to_slow->is_open());
+  EXPECT_EQ(to_slow->queued(), 0u);
+  EXPECT_EQ(to_slow->send("after", false), SendResult::kClosed);
+
+  // What was already on its way (possibly nothing, if the sends outran the writer) arrives, then the close frame.
+  while (std::optional<std::string> message = slow->read()) EXPECT_EQ(message->size(), large.size());
+  EXPECT_EQ(slow->close_code(), 1008);
+  ASSERT_TRUE(probe.wait_closed("slow"));
+
+  fast_reader.join();
+  ASSERT_EQ(fast_received.size(), size_t{kMessages});
+  for (int i = 0; i < kMessages; ++i) EXPECT_EQ(fast_received[static_cast<size_t>(i)], "f" + std::to_string(i));
+  EXPECT_TRUE(to_fast->is_open());
+  EXPECT_EQ(to_fast->dropped(), 0);
+  EXPECT_EQ(probe.closes("fast"), 0);
+}
+
+TEST(WebSocket, SilentPeerIsDroppedAfterThreePingIntervals) {
+  Probe probe;
+  auto server = start({}, probe.router());
+  const auto opened = std::chrono::steady_clock::now();
+  auto silent = connect(server->port(), probe, "quiet", "&ping_ms=100");  // never reads again: never answers
+  ASSERT_TRUE(probe.wait_closed("quiet"));
+  EXPECT_GE(std::chrono::steady_clock::now() - opened, std::chrono::milliseconds(300));
+  EXPECT_FALSE(probe.socket("quiet")->is_open());
+  EXPECT_EQ(silent->read(), std::nullopt);  // the pings, then the end of the connection
+  EXPECT_GT(silent->pings(), 0);
+}
+
+TEST(WebSocket, PeerThatAnswersPingsStaysOpen) {
+  Probe probe;
+  auto server = start({}, probe.router());
+  auto client = connect(server->port(), probe, "lively", "&ping_ms=500");
+  std::optional<std::string> message;
+  std::thread reader([&] { message = client->read(); });               // answers the pings while it waits
+  EXPECT_FALSE(probe.wait_closed("lively", std::chrono::seconds(3)));  // 6 intervals
+  EXPECT_EQ(probe.socket("lively")->send("still here", false), SendResult::kQueued);
+  reader.join();
+  EXPECT_EQ(message, "still here");
+  EXPECT_GT(client->pings(), 0);
+}
+
+TEST(WebSocket, StopEndsOpenConnectionsOnce) {
+  Probe probe;
+  auto server = start({}, probe.router());
+  auto one = connect(server->port(), probe, "one");
+  auto two = connect(server->port(), probe, "two");
+  const std::shared_ptr<WebSocket> socket = probe.socket("one");
+  EXPECT_EQ(socket->send("pending", false), SendResult::kQueued);
+  server->stop();
+  EXPECT_EQ(probe.closes("one"), 1);
+  EXPECT_EQ(probe.closes("two"), 1);
+  EXPECT_FALSE(socket->is_open());
+  EXPECT_EQ(socket->send("after stop", false), SendResult::kClosed);
+  server.reset();
+  EXPECT_EQ(socket->send("after destruction", false), SendResult::kClosed);  // the handle outlives the server
+  EXPECT_EQ(probe.closes("one"), 1);
+  EXPECT_EQ(probe.closes("two"), 1);
+  while (one->read()) {
+  }
+  EXPECT_EQ(one->read(), std::nullopt);
+}
+
+TEST(WebSocket, OversizedMessageClosesWith1009) {
+  Probe probe;
+  auto server = start({}, probe.router());
+  auto client = connect(server->port(), probe, "big");
+  const size_t limit = WebSocketAccept{}.max_message_bytes;
+  ASSERT_TRUE(client->send(std::string(limit, 'a')));
+  ASSERT_TRUE(probe.wait_messages("big", 1));
+  ASSERT_TRUE(client->send(std::string(limit + 1, 'b')));
+  EXPECT_EQ(client->read(), std::nullopt);
+  EXPECT_EQ(client->close_code(), 1009);
+  ASSERT_TRUE(probe.wait_closed("big"));
+  EXPECT_EQ(probe.messages("big").size(), 1u);
+}
+
+TEST(Router, WebSocketRouteIsAGetRoute) {
+  Router router = test_router();
+  router.websocket("/ws/{room}",
+                   [](const Request&, const PathParams& params) -> std::variant<Response, WebSocketAccept> {
+                     if (params.at("room") == "closed") return json_error(403, "closed room");
+                     return WebSocketAccept{};
+                   });
+  const auto routes = router.routes();
+  ASSERT_EQ(routes.size(), 7u);
+  EXPECT_EQ(routes.back().method, Method::kGet);
+  EXPECT_EQ(routes.back().pattern, "/ws/{room}");
+  EXPECT_EQ(router.allowed_methods("/ws/lobby"), std::vector<Method>{Method::kGet});
+
+  Request request;
+  request.path = "/ws/lobby";
+  EXPECT_EQ(router.handle(request).status, 426);
+  EXPECT_TRUE(std::holds_alternative<WebSocketAccept>(router.upgrade(request)));
+  request.path = "/ws/closed";
+  EXPECT_EQ(std::get<Response>(router.upgrade(request)).status, 403);
+  request.path = "/echo";
+  EXPECT_EQ(std::get<Response>(router.upgrade(request)).status, 400);
+  request.path = "/nope";
+  EXPECT_EQ(std::get<Response>(router.upgrade(request)).status, 404);
+  request.path = "/ws/lobby";
+  request.method = Method::kPost;
+  EXPECT_EQ(std::get<Response>(router.upgrade(request)).status, 405);
 }
 
 TEST(Router, ListsItsRoutes) {

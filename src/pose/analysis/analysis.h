@@ -40,6 +40,16 @@ core::Result<std::shared_ptr<const Exercise>> parse_exercise(std::string_view to
 // Every *.toml in dir, sorted by name; any invalid file fails the load (a typo must not silently drop an exercise).
 core::Result<std::vector<std::shared_ptr<const Exercise>>> load_exercises(const std::filesystem::path& dir);
 const std::string& exercise_name(const Exercise& exercise);
+
+// What an API lists about an exercise, without its rules' conditions.
+struct ExerciseInfo {
+  std::string name, description;
+  std::vector<std::string> views;
+  std::vector<std::string> key_angles;
+  std::string kind;                // "reps" or "hold"
+  std::vector<std::string> rules;  // form rule ids
+};
+ExerciseInfo describe(const Exercise& exercise);
 // The folder of the shipped definitions (exercises/ in the workspace).
 std::filesystem::path default_exercise_dir();
 

@@ -408,6 +408,17 @@ const char* to_string(Severity severity) {
 
 const std::string& exercise_name(const Exercise& exercise) { return exercise.name; }
 
+ExerciseInfo describe(const Exercise& exercise) {
+  ExerciseInfo info{exercise.name,
+                    exercise.description,
+                    exercise.views,
+                    exercise.key_angles,
+                    exercise.counting ? "reps" : "hold",
+                    {}};
+  for (const auto& rule : exercise.rules) info.rules.push_back(rule.id);
+  return info;
+}
+
 std::filesystem::path default_exercise_dir() { return WB_EXERCISE_DIR; }
 
 core::Result<std::shared_ptr<const Exercise>> parse_exercise(std::string_view toml_text, const std::string& origin) {

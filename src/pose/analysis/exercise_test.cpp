@@ -40,6 +40,11 @@ TEST(ExerciseFile, MinimalParsesWithDefaults) {
   EXPECT_EQ(exercise.angles[0].variants[0].points[1].first, 13);  // left_knee
   EXPECT_EQ(exercise.angles[0].variants[1].points[1].first, 14);  // right_knee
   EXPECT_EQ(exercise.key_angles, std::vector<std::string>{"knee"});
+  const ExerciseInfo info = describe(exercise);
+  EXPECT_EQ(info.name, "knee-bends");
+  EXPECT_EQ(info.kind, "reps");
+  EXPECT_EQ(info.key_angles, std::vector<std::string>{"knee"});
+  EXPECT_TRUE(info.rules.empty());
 }
 
 TEST(ExerciseFile, MidpointsAndFixedSides) {

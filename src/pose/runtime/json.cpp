@@ -111,7 +111,7 @@ json analysis_json(const std::string& stream, const analysis::Event& event) {
 }  // namespace
 
 std::string event_json(const Event& event, const JsonOptions& options) {
-  const json out = std::visit(
+  json out = std::visit(
       [&](const auto& e) -> json {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, FrameResult>) {
@@ -123,6 +123,7 @@ std::string event_json(const Event& event, const JsonOptions& options) {
         }
       },
       event);
+  if (options.event_id > 0) out["id"] = options.event_id;
   return out.dump();
 }
 

@@ -11,6 +11,7 @@ namespace pose::runtime {
 
 struct JsonOptions {
   bool keypoints = true;  // frame events carry every person's keypoints
+  int64_t event_id = 0;   // > 0: written as "id" (the service numbers rep, form, anomaly and status events)
 };
 
 // One line of JSON (no newline) with "type": "frame" | "rep" | "form" | "anomaly" | "status" and "stream".

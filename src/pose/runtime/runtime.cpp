@@ -42,11 +42,24 @@ struct Stream {
   bool keep_newest = false;  // live or paced: a full inbox drops its oldest frame
   bool end_taken = false;    // the scheduler has passed the end on
 
+  // The decoder has returned (or is about to) once the stream is finished, and only finished streams are
+  // forgotten: joining here never waits long.
+  ~Stream() {
+    if (decoder.joinable()) decoder.join();
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
   // Guarded by source_mutex: stop() may come from any thread while the decoder opens or reads.
   mutable std::mutex source_mutex;
   std::unique_ptr<video::Source> source;
   bool stop_requested = false;
+  std::atomic<bool> stopping{false};  // stop_requested, readable without source_mutex (a blocked enqueue)
   std::thread decoder;
+
+  // Guarded by Pipeline::streams_mutex_.
+  bool finished = false;  // its final status is published
+  bool forget = false;    // remove_stream: drop it once finished
 
   // Analysis thread only.
   std::unique_ptr<track::Tracker> tracker;
@@ -109,23 +122,29 @@ class PipelineImpl final : public Pipeline {
   }
 
   core::Result<std::string> add_stream(const StreamSpec& spec) override {
-    auto stream = std::make_unique<Stream>(spec);
+    auto stream = std::make_shared<Stream>(spec);
     analysis::AnalyzerOptions analyzer_options = options_.analyzer;
     analyzer_options.exercise = spec.exercise;
-    analyzer_options.exercises = options_.exercises;
+    analyzer_options.exercises = spec.exercises.empty() ? options_.exercises : spec.exercises;
     auto analyzer = analysis::StreamAnalyzer::create(analyzer_options);
     if (!analyzer) return analyzer.error();
     stream->analyzer = std::move(*analyzer);
     stream->tracker = std::make_unique<track::Tracker>(options_.tracker);
     Stream* raw = stream.get();
+    std::shared_ptr<Stream> replaced;  // a finished stream of the same id, destroyed outside the lock
     {
       std::lock_guard lock(streams_mutex_);
       if (stopped_) return core::make_error(core::ErrorCode::kUnavailable, "the pipeline is stopping");
-      if (raw->spec.id.empty()) raw->spec.id = "s" + std::to_string(streams_.size() + 1);
-      for (const auto& other : streams_) {
-        if (other->spec.id == raw->spec.id) {
-          return core::make_error(core::ErrorCode::kInvalidArgument, "stream id '" + raw->spec.id + "' is taken");
+      if (raw->spec.id.empty()) raw->spec.id = "s" + std::to_string(++streams_added_);
+      const auto same = std::find_if(streams_.begin(), streams_.end(),
+                                     [&](const auto& other) { return other->spec.id == raw->spec.id; });
+      if (same != streams_.end()) {
+        if (!(*same)->finished) {
+          return core::make_error(core::ErrorCode::kInvalidArgument,
+                                  "stream id '" + raw->spec.id + "' is taken by a stream still running");
         }
+        replaced = std::move(*same);
+        streams_.erase(same);
       }
       streams_.push_back(std::move(stream));
     }
@@ -139,31 +158,57 @@ class PipelineImpl final : public Pipeline {
 
   void wait() override {
     std::unique_lock lock(streams_mutex_);
-    streams_cv_.wait(lock, [this] { return ended_streams_ == streams_.size(); });
+    streams_cv_.wait(lock, [this] {
+      return std::all_of(streams_.begin(), streams_.end(), [](const auto& stream) { return stream->finished; });
+    });
   }
 
   void stop() override {
-    for (auto& stream : streams_snapshot()) {
-      std::lock_guard lock(stream->source_mutex);
-      stream->stop_requested = true;
-      if (stream->source) stream->source->stop();
-    }
+    for (auto& stream : streams_snapshot()) request_stop(*stream);
     {
       std::lock_guard lock(streams_mutex_);
       stopped_ = true;
     }
-    space_cv_.notify_all();
+    wake_decoders();
+  }
+
+  core::Status stop_stream(const std::string& id) override {
+    std::shared_ptr<Stream> stream = find(id);
+    if (!stream) return unknown_stream(id);
+    request_stop(*stream);
+    wake_decoders();
+    return {};
+  }
+
+  core::Status remove_stream(const std::string& id) override {
+    std::shared_ptr<Stream> stream = find(id);
+    if (!stream) return unknown_stream(id);
+    request_stop(*stream);
+    wake_decoders();
+    std::shared_ptr<Stream> forgotten;  // destroyed outside the lock
+    std::lock_guard lock(streams_mutex_);
+    stream->forget = true;
+    if (stream->finished) forgotten = take(*stream);
+    return {};
   }
 
   std::vector<StreamStats> stats() const override {
     std::vector<StreamStats> all;
-    for (const auto* stream : streams_snapshot()) {
+    for (const auto& stream : streams_snapshot()) {
       StreamStats stats{.stream_id = stream->spec.id,
                         .state = stream->state.load(),
                         .frames_decoded = stream->frames_decoded.load(),
                         .frames_analysed = stream->frames_analysed.load(),
                         .frames_dropped = stream->queue_dropped.load(),
-                        .reconnects = 0};
+                        .reconnects = 0,
+                        .queued_frames = 0};
+      {
+        std::lock_guard lock(inbox_mutex_);
+        stats.queued_frames =
+            static_cast<int64_t>(std::count_if(stream->inbox.begin(), stream->inbox.end(), [](const InboxItem& item) {
+              return std::holds_alternative<video::Frame>(item);
+            }));
+      }
       std::lock_guard lock(stream->source_mutex);
       if (stream->source) {
         const video::SourceStats source_stats = stream->source->stats();
@@ -178,16 +223,50 @@ class PipelineImpl final : public Pipeline {
   std::vector<std::pair<std::string, std::vector<analysis::PersonSummary>>> summaries() const override {
     std::lock_guard analysis_lock(analysis_mutex_);
     std::vector<std::pair<std::string, std::vector<analysis::PersonSummary>>> all;
-    for (const auto* stream : streams_snapshot()) all.emplace_back(stream->spec.id, stream->analyzer->summary());
+    for (const auto& stream : streams_snapshot()) all.emplace_back(stream->spec.id, stream->analyzer->summary());
     return all;
   }
 
  private:
-  std::vector<Stream*> streams_snapshot() const {
+  // Shared: a stream forgotten meanwhile lives on until the caller is done with it.
+  std::vector<std::shared_ptr<Stream>> streams_snapshot() const {
     std::lock_guard lock(streams_mutex_);
-    std::vector<Stream*> all;
-    for (const auto& stream : streams_) all.push_back(stream.get());
-    return all;
+    return streams_;
+  }
+
+  std::shared_ptr<Stream> find(const std::string& id) const {
+    std::lock_guard lock(streams_mutex_);
+    for (const auto& stream : streams_) {
+      if (stream->spec.id == id) return stream;
+    }
+    return nullptr;
+  }
+
+  static core::Status unknown_stream(const std::string& id) {
+    return core::make_error(core::ErrorCode::kNotFound, "no stream '" + id + "'");
+  }
+
+  // Removes the stream from streams_ (the caller holds streams_mutex_) and hands it over.
+  std::shared_ptr<Stream> take(const Stream& stream) {
+    const auto it =
+        std::find_if(streams_.begin(), streams_.end(), [&](const auto& other) { return other.get() == &stream; });
+    if (it == streams_.end()) return nullptr;
+    std::shared_ptr<Stream> taken = std::move(*it);
+    streams_.erase(it);
+    return taken;
+  }
+
+  static void request_stop(Stream& stream) {
+    std::lock_guard lock(stream.source_mutex);
+    stream.stop_requested = true;
+    stream.stopping = true;
+    if (stream.source) stream.source->stop();
+  }
+
+  // A decoder blocked on a full queue rechecks whether it was stopped.
+  void wake_decoders() {
+    { std::lock_guard lock(inbox_mutex_); }
+    space_cv_.notify_all();
   }
 
   // The stream's thread: open the source, then decode until it ends, fails or is stopped.
@@ -257,8 +336,8 @@ class PipelineImpl final : public Pipeline {
         stream.queue_dropped.fetch_add(1);
       }
     } else {
-      space_cv_.wait(lock, [&] { return stream.inbox.size() < capacity || is_stopped(); });
-      if (is_stopped()) return false;
+      space_cv_.wait(lock, [&] { return stream.inbox.size() < capacity || stream.stopping || is_stopped(); });
+      if (stream.stopping || is_stopped()) return false;
     }
     stream.inbox.emplace_back(std::move(frame));
     lock.unlock();
@@ -444,9 +523,11 @@ class PipelineImpl final : public Pipeline {
     }
     publish(Event(std::move(status)));
     if (final) {
+      std::shared_ptr<Stream> forgotten;  // destroyed outside the lock
       {
         std::lock_guard lock(streams_mutex_);
-        ++ended_streams_;
+        stream.finished = true;
+        if (stream.forget) forgotten = take(stream);
       }
       streams_cv_.notify_all();
     }
@@ -496,11 +577,11 @@ class PipelineImpl final : public Pipeline {
 
   mutable std::mutex streams_mutex_;
   std::condition_variable streams_cv_;
-  std::vector<std::unique_ptr<Stream>> streams_;
-  size_t ended_streams_ = 0;
+  std::vector<std::shared_ptr<Stream>> streams_;
+  size_t streams_added_ = 0;  // for default ids
   bool stopped_ = false;
 
-  std::mutex inbox_mutex_;
+  mutable std::mutex inbox_mutex_;
   std::condition_variable inbox_cv_;  // frames arrived, or shutting down
   std::condition_variable space_cv_;  // a blocking decoder may push again
   std::vector<Stream*> active_streams_;

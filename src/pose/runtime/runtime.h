@@ -38,6 +38,8 @@ struct StreamSpec {
   std::string id;  // unique within the pipeline; "" picks "s1", "s2", ...
   video::SourceOptions source;
   std::string exercise = "auto";  // a loaded exercise's name, or "auto"
+  // The exercises this stream may name, when not the pipeline's (a service whose definitions change at run time).
+  std::vector<std::shared_ptr<const analysis::Exercise>> exercises;
 };
 
 enum class StreamState { kOpening, kRunning, kEnded, kFailed, kStopped };
@@ -104,7 +106,12 @@ struct StreamStats {
   int64_t frames_analysed = 0;
   int64_t frames_dropped = 0;  // by the source (live, newest wins) and by the queue (oldest dropped)
   int64_t reconnects = 0;
+  int64_t queued_frames = 0;  // decoded, waiting for inference now
 };
+
+// What an annotated frame shows (pose analyze --annotate, the service's live images): each person's skeleton,
+// exercise, reps, phase, angles and form issues, and a banner with the stream, `exercise` and the time.
+video::Overlay overlay_for(const FrameResult& frame, const std::string& exercise);
 
 class Pipeline {
  public:
@@ -120,9 +127,14 @@ class Pipeline {
   // Before the first add_stream.
   virtual void subscribe(Subscriber subscriber) = 0;
   // Starts the stream: its source opens on the stream's thread, so a slow or refused source reports through a
-  // status event and never blocks the caller. Fails at once for a duplicate id or an unknown exercise.
+  // status event and never blocks the caller. Fails at once for an unknown exercise or an id whose stream has not
+  // finished (published its final status); a finished stream's id is taken over by the new stream.
   virtual core::Result<std::string> add_stream(const StreamSpec& spec) = 0;
-  // Blocks until every stream added so far has ended (files end; live sources run until stop()).
+  // Stops one stream (its final status follows, kStopped unless it ended first). kNotFound for an unknown id.
+  virtual core::Status stop_stream(const std::string& id) = 0;
+  // Stops the stream and forgets it once finished (its stats and summary go with it). kNotFound for an unknown id.
+  virtual core::Status remove_stream(const std::string& id) = 0;
+  // Blocks until every stream added so far has finished (files end; live sources run until stopped).
   virtual void wait() = 0;
   // Stops every stream; the events already decoded are still published. Idempotent.
   virtual void stop() = 0;

@@ -245,6 +245,42 @@ TEST(Pipeline, StopEndsAPacedStreamPromptly) {
   EXPECT_FALSE((*pipeline)->add_stream(file_stream("late", kVideos / "squat_18.mp4", "squat")).ok());
 }
 
+// A service stops, restarts and deletes streams one at a time: the others never notice.
+TEST(Pipeline, StopsRestartsAndForgetsOneStreamWhileAnotherRuns) {
+  auto pipeline = Pipeline::create(options());
+  ASSERT_TRUE(pipeline.ok()) << pipeline.error().message;
+  Recorder recorder;
+  (*pipeline)->subscribe(recorder.subscriber());
+  StreamSpec paced = file_stream("paced", kVideos / "lunges_portrait.mp4", "lunge");
+  paced.source.realtime = true;  // 17 s of video: still running when the other is stopped
+  StreamSpec blocked = file_stream("blocked", kVideos / "lunges_portrait.mp4", "lunge");
+  ASSERT_TRUE((*pipeline)->add_stream(paced).ok());
+  ASSERT_TRUE((*pipeline)->add_stream(blocked).ok());
+  while (recorder.frames("blocked") < 3 || recorder.frames("paced") < 3) std::this_thread::yield();
+
+  ASSERT_TRUE((*pipeline)->stop_stream("blocked").ok());
+  while (recorder.statuses("blocked").back().state != StreamState::kStopped) std::this_thread::yield();
+  EXPECT_EQ((*pipeline)->stop_stream("nobody").error().code, core::ErrorCode::kNotFound);
+  const auto paced_statuses = recorder.statuses("paced");
+  EXPECT_EQ(paced_statuses.back().state, StreamState::kRunning) << "stopping one stream left the other alone";
+
+  // The finished stream's id can be taken again; the running one's cannot.
+  EXPECT_FALSE((*pipeline)->add_stream(paced).ok());
+  StreamSpec again = file_stream("blocked", kVideos / "squat_18.mp4", "squat");
+  ASSERT_TRUE((*pipeline)->add_stream(again).ok());
+  while (recorder.statuses("blocked").back().state != StreamState::kEnded) std::this_thread::yield();
+
+  // Forgotten once finished: gone from stats.
+  ASSERT_TRUE((*pipeline)->remove_stream("paced").ok());
+  (*pipeline)->wait();
+  EXPECT_EQ(recorder.statuses("paced").back().state, StreamState::kStopped);
+  const auto stats = (*pipeline)->stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].stream_id, "blocked");
+  EXPECT_EQ(stats[0].frames_analysed, 93);
+  EXPECT_EQ(stats[0].queued_frames, 0);
+}
+
 // Many people (COCO photos of crowds and groups, read as an image folder) and frames with nobody: tracks get
 // distinct ids within a frame and nothing fails.
 TEST(Pipeline, ManyPeopleAndEmptyFramesWithMultiPose) {

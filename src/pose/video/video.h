@@ -125,6 +125,9 @@ struct Overlay {
 // Draws in place; coordinates outside the frame are clipped. Does nothing in a build without OpenCV.
 void draw_overlay(Frame& frame, const Overlay& overlay);
 
+// The frame as a JPEG (quality 1..100), for live views. kUnsupported in a build without OpenCV.
+core::Result<std::vector<uint8_t>> encode_jpeg(const Frame& frame, int quality);
+
 class Writer {
  public:
   // mp4 (H.264 when the FFmpeg build has an encoder, else MPEG-4 part 2), avi (MJPG), or an image folder when the

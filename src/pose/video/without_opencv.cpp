@@ -15,4 +15,8 @@ core::Result<std::unique_ptr<Writer>> Writer::create(const std::string& path, in
                               "rebuild where OpenCV is installed (libopencv-dev) or leave the output off");
 }
 
+core::Result<std::vector<uint8_t>> encode_jpeg(const Frame& /*frame*/, int /*quality*/) {
+  return core::make_error(core::ErrorCode::kUnsupported, "JPEG encoding needs OpenCV, which this build lacks");
+}
+
 }  // namespace pose::video

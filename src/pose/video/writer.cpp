@@ -107,6 +107,21 @@ std::string lower_extension(const fs::path& path) {
 
 }  // namespace
 
+core::Result<std::vector<uint8_t>> encode_jpeg(const Frame& frame, int quality) {
+  if (frame.width <= 0 || frame.height <= 0 ||
+      frame.bgr.size() != static_cast<size_t>(frame.width) * static_cast<size_t>(frame.height) * 3) {
+    return core::make_error(core::ErrorCode::kInvalidArgument, "encode_jpeg: the frame has no pixels");
+  }
+  // imencode only reads: the const_cast lets the Mat wrap the frame's pixels without a copy.
+  const cv::Mat image(frame.height, frame.width, CV_8UC3, const_cast<uint8_t*>(frame.bgr.data()));
+  std::vector<uint8_t> jpeg;
+  const std::vector<int> params = {cv::IMWRITE_JPEG_QUALITY, std::clamp(quality, 1, 100)};
+  if (!cv::imencode(".jpg", image, jpeg, params)) {
+    return core::make_error(core::ErrorCode::kInternal, "encode_jpeg: OpenCV could not encode the frame");
+  }
+  return jpeg;
+}
+
 core::Result<std::unique_ptr<Writer>> Writer::create(const std::string& path, int width, int height, double fps) {
   if (width <= 0 || height <= 0 || !(fps > 0)) {
     return core::make_error(core::ErrorCode::kInvalidArgument, "video writer " + path + ": size " +

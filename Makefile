@@ -30,19 +30,18 @@ test-asan: setup
 validate: build
 	@$(BUILD)/apps/doctor
 
-# The main job. Until the analyzer lands (issue: real-time multi-stream analysis) this validates the machine
-# and lists the verified pose models.
-# The main job until the service lands (issue 7): check the machine, then analyse a sample clip into var/analyze/
-# (an annotated video, the summary and the events). SOURCE=... EXERCISE=... analyse something else.
-SOURCE   ?= ../shared/testdata/videos/squat_side_3reps.mp4
-EXERCISE ?= squat
+# The main job: check the machine (doctor writes the profile both tools read), then run the pose service with its
+# SQLite store in var/pose and the dashboard at http://$(HOST):$(PORT). File streams may come from MEDIA (comma-
+# separated folders; the shared test videos when they are beside this clone). Ctrl-C stops it; running streams
+# start again with it.
+HOST  ?= 127.0.0.1
+PORT  ?= 8400
+comma := ,
+MEDIA ?= $(CURDIR)/var/media$(if $(wildcard ../shared/testdata/videos),$(comma)$(abspath ../shared/testdata/videos))
 run-pose: build
 	@$(BUILD)/apps/doctor
-	@$(BUILD)/apps/pose models
-	@mkdir -p var/analyze
-	@$(BUILD)/apps/pose analyze $(SOURCE) --exercise $(EXERCISE) --annotate var/analyze/annotated.mp4 \
-	  --json var/analyze/summary.json --events var/analyze/events.jsonl
-	@echo "annotated video: var/analyze/annotated.mp4, summary: var/analyze/summary.json"
+	@echo "pose service: open http://$(HOST):$(PORT) (file sources from $(MEDIA)); Ctrl-C stops it"
+	@$(BUILD)/apps/pose serve --host $(HOST) --port $(PORT) --media-dir "$(MEDIA)"
 
 run-vram: build
 	@$(BUILD)/apps/doctor

@@ -16,32 +16,20 @@
 #include "core/libtorch/libtorch.h"
 #include "pose/runtime/json.h"
 #ifdef WB_HAVE_STORE
-#include "records.h"
+#include "pose/service/records.h"
 #endif
 
 namespace pose_cli {
 namespace {
 
+#ifdef WB_HAVE_STORE
+using pose::service::is_live_source;
+using pose::service::open_store;
+using pose::service::RecordMaker;
+#endif
+
 using pose::runtime::Event;
 using pose::runtime::FrameResult;
-
-core::Result<pose::runtime::PipelineOptions> pipeline_options(const core::config::Config& config) {
-  pose::runtime::PipelineOptions options;
-  options.estimator = estimator_options(config);
-  options.estimator.track = false;  // frames of several streams share one estimator; tracking is pose::track's
-  auto exercises = pose::analysis::load_exercises(config.path("analyze.exercises_dir"));
-  if (!exercises) return exercises.error();
-  options.exercises = std::move(*exercises);
-  options.max_batch = static_cast<int>(config.integer("pose.batch_size"));
-  options.max_wait_us = static_cast<int64_t>(config.number("runtime.max_wait_ms") * 1000.0);
-  options.logger = core::Logger(core::stderr_sink(), core::LogLevel::kWarn, "pose");
-  core::libtorch::set_threads(static_cast<int>(config.integer("pose.threads")));
-  core::libtorch::keep_freed_memory();
-  if (options.estimator.device == pose::engine::Device::kCuda) {
-    core::libtorch::allow_tf32(options.estimator.precision != pose::engine::Precision::kFloat32);
-  }
-  return options;
-}
 
 pose::video::SourceOptions source_options(const core::config::Config& config, const std::string& uri) {
   pose::video::SourceOptions options;
@@ -58,28 +46,6 @@ std::string output_path(const std::string& path, const std::string& stream_id, s
   if (streams == 1) return path;
   const std::filesystem::path p(path);
   return (p.parent_path() / (p.stem().string() + "-" + stream_id + p.extension().string())).string();
-}
-
-pose::video::Overlay overlay_for(const FrameResult& frame, const std::string& exercise) {
-  pose::video::Overlay overlay;
-  overlay.banner.push_back(frame.stream_id + "  " + exercise +
-                           "  t=" + std::to_string(static_cast<double>(frame.pts_us) / 1e6).substr(0, 5) + " s");
-  for (const auto& person : frame.people) {
-    pose::video::OverlayPerson drawn;
-    drawn.id = person.track.id;
-    for (const auto& keypoint : person.track.keypoints)
-      drawn.keypoints.push_back({keypoint.x, keypoint.y, keypoint.visible});
-    const auto& state = person.state;
-    drawn.labels.push_back((state.exercise.empty() ? std::string("?") : state.exercise) + "  reps " +
-                           std::to_string(state.reps) + (state.phase.empty() ? "" : "  " + state.phase));
-    if (state.hold_us > 0) drawn.labels.push_back("hold " + std::to_string(state.hold_us / 1'000'000) + " s");
-    for (const auto& [name, degrees] : state.angles_deg) {
-      drawn.labels.push_back(name + " " + std::to_string(static_cast<int>(std::lround(degrees))) + " deg");
-    }
-    drawn.issues = state.active_issues;
-    overlay.people.push_back(std::move(drawn));
-  }
-  return overlay;
 }
 
 // Draws and encodes annotated frames on its own thread: encoding 1080p costs more than analysing it, and the
@@ -150,7 +116,7 @@ class Annotator {
       writer = std::move(*created);
     }
     pose::video::Frame drawn = *result.frame;
-    pose::video::draw_overlay(drawn, overlay_for(result, exercise_));
+    pose::video::draw_overlay(drawn, pose::runtime::overlay_for(result, exercise_));
     auto written = writer->write(drawn);
     if (!written && error_.empty()) error_ = written.error().message;
   }
@@ -197,6 +163,24 @@ nlohmann::json latency_json(const std::vector<double>& latency_ms) {
 }
 
 }  // namespace
+
+core::Result<pose::runtime::PipelineOptions> pipeline_options(const core::config::Config& config) {
+  pose::runtime::PipelineOptions options;
+  options.estimator = estimator_options(config);
+  options.estimator.track = false;  // frames of several streams share one estimator; tracking is pose::track's
+  auto exercises = pose::analysis::load_exercises(config.path("analyze.exercises_dir"));
+  if (!exercises) return exercises.error();
+  options.exercises = std::move(*exercises);
+  options.max_batch = static_cast<int>(config.integer("pose.batch_size"));
+  options.max_wait_us = static_cast<int64_t>(config.number("runtime.max_wait_ms") * 1000.0);
+  options.logger = core::Logger(core::stderr_sink(), core::LogLevel::kWarn, "pose");
+  core::libtorch::set_threads(static_cast<int>(config.integer("pose.threads")));
+  core::libtorch::keep_freed_memory();
+  if (options.estimator.device == pose::engine::Device::kCuda) {
+    core::libtorch::allow_tf32(options.estimator.precision != pose::engine::Precision::kFloat32);
+  }
+  return options;
+}
 
 int analyze(const core::config::Config& config) {
   const auto& args = config.positional();
@@ -300,7 +284,8 @@ int analyze(const core::config::Config& config) {
 
   std::vector<std::string> ids;
   for (size_t i = 1; i < args.size(); ++i) {
-    pose::runtime::StreamSpec spec{.id = "", .source = source_options(config, args[i]), .exercise = exercise};
+    pose::runtime::StreamSpec spec{
+        .id = "", .source = source_options(config, args[i]), .exercise = exercise, .exercises = {}};
     auto id = (*pipeline)->add_stream(spec);
     if (!id) {
       std::cerr << "pose analyze: " << id.error().message << "\n";
@@ -443,7 +428,8 @@ int bench_streams(const core::config::Config& config) {
   // Copies of one file, paced at its frame rate unless --no-realtime: they behave as live cameras (newest frame
   // wins), so a pipeline that cannot keep up shows drops rather than a growing backlog.
   for (int64_t i = 0; i < stream_count; ++i) {
-    pose::runtime::StreamSpec spec{.id = "", .source = source_options(config, source), .exercise = "auto"};
+    pose::runtime::StreamSpec spec{
+        .id = "", .source = source_options(config, source), .exercise = "auto", .exercises = {}};
     spec.source.realtime = !config.boolean("bench.no_realtime");
     auto id = (*pipeline)->add_stream(spec);
     if (!id) {

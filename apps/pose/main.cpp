@@ -90,6 +90,25 @@ std::vector<Option> option_table() {
        OptionKind::kPath},
       {"bench.no_realtime", "no-realtime", "", "false", "bench-streams: read as fast as possible, not paced",
        OptionKind::kBool},
+      {"serve.host", "host", "POSE_HOST", "127.0.0.1", "serve: address to listen on (0.0.0.0: every interface)",
+       OptionKind::kString},
+      {"serve.port", "port", "POSE_PORT", "8400", "serve: port to listen on (0: any free one)", OptionKind::kInt},
+      {"serve.data_dir", "data-dir", "POSE_DATA_DIR", workspace + "/var/pose",
+       "serve: streams, added exercises, the spool and (by default) the SQLite event store", OptionKind::kPath},
+      {"serve.media_dirs", "media-dir", "POSE_MEDIA_DIRS", workspace + "/var/media",
+       "serve: folders file sources may be read from (comma-separated)", OptionKind::kString},
+      {"serve.tokens", "token", "POSE_TOKEN", "",
+       "serve: bearer token(s) for changes (comma-separated); empty: no authentication", OptionKind::kString},
+      {"serve.public_read", "public-read", "", "true", "serve: reads need no token even when tokens are set",
+       OptionKind::kBool},
+      {"serve.cors_origins", "cors-origins", "POSE_CORS_ORIGINS", "",
+       "serve: browser origins allowed to call the API (comma-separated, * for any)", OptionKind::kString},
+      {"serve.web_dir", "web-dir", "", workspace + "/web/dist", "serve: the built dashboard", OptionKind::kPath},
+      {"serve.max_body", "max-body", "", "65536", "serve: largest request body in bytes", OptionKind::kInt},
+      {"serve.client_queue", "client-queue", "", "256",
+       "serve: frames a WebSocket client may have waiting before it loses some", OptionKind::kInt},
+      {"serve.log_level", "log-level", "POSE_LOG_LEVEL", "info", "serve: debug, info, warn or error",
+       OptionKind::kString},
       {"eval.gt", "gt", "", "", "COCO person_keypoints ground truth (JSON)", OptionKind::kPath},
       {"eval.dt", "dt", "", "", "detections in the COCO results format (JSON)", OptionKind::kPath},
   };
@@ -305,7 +324,9 @@ int main(int argc, char** argv) {
                  "           [--annotate OUT.mp4] [--realtime] [--db pose.db]: reps, form feedback and anomalies\n"
                  "           per person (--db: stored, SQLite or postgresql://)\n"
                  "  events   --db pose.db [--stream ID] [--kind rep] [--exercise NAME]: stored events, JSON lines\n"
-                 "  bench-streams --streams N --source FILE: analysed fps, drops and latency per stream (JSON)\n\n"
+                 "  bench-streams --streams N --source FILE: analysed fps, drops and latency per stream (JSON)\n"
+                 "  serve    [--port 8400] [--media-dir DIR] [--token T] [--db DB]: the service (REST, WebSocket,\n"
+                 "           dashboard, metrics) until SIGINT/SIGTERM\n\n"
               << core::config::usage(table);
     return args.empty() && !config->help_requested() ? 2 : 0;
   }
@@ -316,6 +337,9 @@ int main(int argc, char** argv) {
   if (args.front() == "analyze") return pose_cli::analyze(*config);
 #ifdef WB_HAVE_STORE
   if (args.front() == "events") return pose_cli::events(*config);
+#endif
+#ifdef WB_HAVE_SERVICE
+  if (args.front() == "serve") return pose_cli::serve(*config);
 #endif
   if (args.front() == "bench-streams") return pose_cli::bench_streams(*config);
 #endif

@@ -8,6 +8,15 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#ifdef WB_HAVE_SERVICE
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "core/test_support/process.h"
+#include "server/http/test_client.h"
+#endif
+
 namespace {
 
 struct CliRun {
@@ -158,6 +167,157 @@ TEST(PoseCliStore, KillDashNineMidStreamThenRestartLosesAndDuplicatesNothing) {
   for (int rep = 1; rep <= 3; ++rep) {
     EXPECT_EQ(count_lines(reps.out, "\"rep\":" + std::to_string(rep) + ","), 1) << reps.out;
   }
+}
+
+}  // namespace
+#endif
+
+#ifdef WB_HAVE_SERVICE
+namespace {
+
+using core::test_support::Process;
+using server::http::test_support::Client;
+using Clock = std::chrono::steady_clock;
+
+const std::string kVideos = std::string(WB_SHARED_DIR) + "/testdata/videos";
+
+// `pose serve` on a free port with its data in `dir`, files from the test videos.
+struct Served {
+  std::unique_ptr<Process> process;
+  uint16_t port = 0;
+};
+
+Served serve(const std::filesystem::path& dir, const std::filesystem::path& log) {
+  Served served;
+  served.process = std::make_unique<Process>(
+      std::vector<std::string>{WB_POSE, "serve", "--port", "0", "--data-dir", dir.string(), "--media-dir", kVideos},
+      log);
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  const std::string marker = "listening on http://127.0.0.1:";
+  while (Clock::now() < deadline && served.port == 0 && served.process->running()) {
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) {
+      if (const size_t at = line.find(marker); at != std::string::npos && line.find("pose serve") == 0) {
+        served.port = static_cast<uint16_t>(std::stoi(line.substr(at + marker.size())));
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling the log, not a sync
+  }
+  return served;
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+nlohmann::json stored_reps(uint16_t port, const std::string& stream) {
+  Client client(port);
+  if (!client.connected()) return nlohmann::json::array();
+  const nlohmann::json page = client.get("/api/v1/events?kind=rep&stream=" + stream).json();
+  return page.is_object() ? page["events"] : nlohmann::json::array();
+}
+
+std::string state_of(uint16_t port, const std::string& stream) {
+  Client client(port);
+  const nlohmann::json answer = client.get("/api/v1/streams/" + stream).json();
+  return answer.is_object() ? answer.value("state", "") : "";
+}
+
+// The acceptance test of the service's storage: kill -9 mid-stream, restart, and every rep is stored exactly once.
+TEST(PoseServe, KillDashNineMidStreamThenRestartLosesAndDuplicatesNothing) {
+  const auto dir = std::filesystem::path(kTmp) / ("pose_serve_kill_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    Served first = serve(dir / "data", dir / "first.log");
+    ASSERT_NE(first.port, 0) << read_text(dir / "first.log");
+    const nlohmann::json request = {{"id", "gym"},
+                                    {"source", kVideos + "/squat_side_3reps.mp4"},
+                                    {"exercise", "squat"},
+                                    {"realtime", true}};  // about 14 s: time to kill it mid-way
+    const auto created = Client(first.port).post("/api/v1/streams", request.dump());
+    ASSERT_EQ(created.status, 201) << created.body;
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < deadline && stored_reps(first.port, "gym").empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling, not a sync
+    }
+    const size_t stored = stored_reps(first.port, "gym").size();
+    first.process->kill_hard();
+    ASSERT_GE(stored, 1u) << read_text(dir / "first.log");
+    ASSERT_LT(stored, 3u) << "killed too late to test anything";
+  }
+  // The restarted service finds the stream was running, starts it again and stores what was missing.
+  Served second = serve(dir / "data", dir / "second.log");
+  ASSERT_NE(second.port, 0) << read_text(dir / "second.log");
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (Clock::now() < deadline && state_of(second.port, "gym") != "ended") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling, not a sync
+  }
+  ASSERT_EQ(state_of(second.port, "gym"), "ended") << read_text(dir / "second.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // past the Writer's flush interval
+  const nlohmann::json reps = stored_reps(second.port, "gym");
+  ASSERT_EQ(reps.size(), 3u) << reps.dump();
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(reps[i]["event"]["rep"], i + 1) << reps.dump();
+  const int status = second.process->stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "exit status " << status;
+}
+
+// The real Prometheus server scrapes the running service: the per-stream series arrive.
+TEST(PoseServe, PrometheusScrapesTheStreamsSeries) {
+  const std::string prometheus = WB_PROMETHEUS;
+  if (prometheus.empty() || !std::filesystem::exists(prometheus)) {
+    GTEST_SKIP() << "the Prometheus server is not installed (Debian package prometheus)";
+  }
+  const auto dir = std::filesystem::path(kTmp) / ("pose_serve_prometheus_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "tsdb");
+  Served served = serve(dir / "data", dir / "serve.log");
+  ASSERT_NE(served.port, 0) << read_text(dir / "serve.log");
+  const nlohmann::json request = {
+      {"id", "cam-1"}, {"source", kVideos + "/squat_18.mp4"}, {"exercise", "squat"}, {"loops", 0}};
+  ASSERT_EQ(Client(served.port).post("/api/v1/streams", request.dump()).status, 201);
+
+  std::ofstream(dir / "prometheus.yml") << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                                        << "scrape_configs:\n  - job_name: pose\n    static_configs:\n"
+                                        << "      - targets: ['127.0.0.1:" << served.port << "']\n";
+  const uint16_t prometheus_port = core::test_support::free_port();
+  Process server({prometheus, "--config.file=" + (dir / "prometheus.yml").string(),
+                  "--storage.tsdb.path=" + (dir / "tsdb").string(),
+                  "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port), "--log.level=warn"},
+                 dir / "prometheus.log");
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  std::map<std::string, double> seen;
+  const std::vector<std::string> queries = {
+      "pose_stream_frames_analysed_total{stream=\"cam-1\",job=\"pose\"}", "pose_stream_fps{stream=\"cam-1\"}",
+      "histogram_quantile(0.5, rate(pose_frame_latency_seconds_bucket{stream=\"cam-1\",stage=\"total\"}[5s]))",
+      "pose_store_up"};
+  while (Clock::now() < deadline && seen.size() < queries.size()) {
+    ASSERT_TRUE(server.running()) << "Prometheus exited:\n" << read_text(dir / "prometheus.log");
+    Client client(prometheus_port);
+    for (const auto& query : queries) {
+      if (!client.connected() || seen.count(query)) continue;
+      std::string encoded;
+      for (char c : query) {
+        encoded += std::isalnum(static_cast<unsigned char>(c)) ? std::string(1, c) : [&] {
+          char hex[4];
+          std::snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
+          return std::string(hex);
+        }();
+      }
+      const nlohmann::json answer = client.get("/api/v1/query?query=" + encoded).json();
+      if (answer.is_object() && answer.value("status", "") == "success" && !answer["data"]["result"].empty()) {
+        const double value = std::stod(answer["data"]["result"][0]["value"][1].get<std::string>());
+        if (value > 0) seen[query] = value;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));  // polling interval, not a sync
+  }
+  for (const auto& query : queries)
+    EXPECT_TRUE(seen.count(query)) << query << "\n" << read_text(dir / "prometheus.log");
+  EXPECT_LT(seen[queries[2]], 5.0) << "median frame latency, seconds";
 }
 
 }  // namespace

@@ -13,66 +13,14 @@
 #include <thread>
 
 #include "store/store.h"
+#include "store/test_support/postgres_server.h"
 
 namespace store {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-const std::filesystem::path kBin = "/usr/lib/postgresql/15/bin";
-
-int run(const std::string& command) { return std::system(command.c_str()); }  // NOLINT(cert-env33-c): test harness
-
-uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), length) == 0 &&
-                     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  close(fd);
-  return bound ? ntohs(address.sin_port) : uint16_t{54329};
-}
-
-// A PostgreSQL cluster of its own: initdb, then pg_ctl start/stop on a Unix socket in the same folder.
-class Server {
- public:
-  Server()
-      : dir_(std::filesystem::temp_directory_path() / ("pg_test_" + std::to_string(getpid()))), port_(free_port()) {
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    as_user_ = geteuid() == 0 ? "runuser -u postgres -- " : "";
-    if (geteuid() == 0) run("chown postgres " + dir_.string());
-    ok_ = std::filesystem::exists(kBin / "initdb") &&
-          run(as_user_ + (kBin / "initdb").string() + " -A trust -U postgres -D " + (dir_ / "data").string() + " > " +
-              (dir_ / "initdb.log").string() + " 2>&1") == 0 &&
-          start();
-  }
-  ~Server() {
-    stop();
-    std::filesystem::remove_all(dir_);
-  }
-  bool ok() const { return ok_; }
-  bool start() {
-    return run(as_user_ + (kBin / "pg_ctl").string() + " -w -D " + (dir_ / "data").string() + " -l " +
-               (dir_ / "server.log").string() + " -o \"-k " + dir_.string() + " -p " + std::to_string(port_) +
-               " -c listen_addresses=''\" start > /dev/null") == 0;
-  }
-  void stop() {
-    run(as_user_ + (kBin / "pg_ctl").string() + " -w -m fast -D " + (dir_ / "data").string() +
-        " stop > /dev/null 2>&1");
-  }
-  std::string uri(const std::string& password = "") const {
-    return "postgresql://postgres" + (password.empty() ? "" : ":" + password) + "@/postgres?host=" + dir_.string() +
-           "&port=" + std::to_string(port_);
-  }
-
- private:
-  std::filesystem::path dir_;
-  uint16_t port_;
-  std::string as_user_;
-  bool ok_ = false;
-};
+using Server = test_support::PostgresServer;
+using test_support::kPostgresBin;
 
 Record rep(int index) {
   Record r;
@@ -93,7 +41,8 @@ int64_t count_of(Store& store) {
 
 TEST(PostgresStore, AppendsOnceQueriesAndKeepsThePasswordOut) {
   Server server;
-  if (!std::filesystem::exists(kBin / "initdb")) GTEST_SKIP() << "PostgreSQL 15 is not installed (postgresql-15)";
+  if (!std::filesystem::exists(kPostgresBin / "initdb"))
+    GTEST_SKIP() << "PostgreSQL 15 is not installed (postgresql-15)";
   ASSERT_TRUE(server.ok()) << "the test server did not start";
   auto store = open_postgres({server.uri()});
   ASSERT_TRUE(store.ok()) << store.error().message;
@@ -127,7 +76,8 @@ TEST(PostgresStore, AppendsOnceQueriesAndKeepsThePasswordOut) {
 
 TEST(PostgresStore, ServerRestartedUnderARunningWriterLosesAndDuplicatesNothing) {
   Server server;
-  if (!std::filesystem::exists(kBin / "initdb")) GTEST_SKIP() << "PostgreSQL 15 is not installed (postgresql-15)";
+  if (!std::filesystem::exists(kPostgresBin / "initdb"))
+    GTEST_SKIP() << "PostgreSQL 15 is not installed (postgresql-15)";
   ASSERT_TRUE(server.ok()) << "the test server did not start";
   auto store = open_postgres({server.uri()});
   ASSERT_TRUE(store.ok()) << store.error().message;

@@ -1,10 +1,11 @@
-#include "records.h"
+#include "pose/service/records.h"
 
 #include "pose/runtime/json.h"
 
-namespace pose_cli {
+namespace pose::service {
 
-std::optional<store::Record> RecordMaker::operator()(const pose::runtime::Event& event, int64_t wall_us) {
+std::optional<store::Record> RecordMaker::operator()(const pose::runtime::Event& event, int64_t wall_us,
+                                                     const pose::runtime::JsonOptions& json) {
   using pose::runtime::AnalysisEvent;
   using pose::runtime::StreamStatusEvent;
   store::Record record;
@@ -42,7 +43,7 @@ std::optional<store::Record> RecordMaker::operator()(const pose::runtime::Event&
   } else {
     return std::nullopt;  // frames
   }
-  record.payload = pose::runtime::event_json(event);
+  record.payload = pose::runtime::event_json(event, json);
   return record;
 }
 
@@ -65,4 +66,4 @@ core::Result<std::unique_ptr<store::Store>> open_store(const std::string& db) {
   return store::open_sqlite({db});
 }
 
-}  // namespace pose_cli
+}  // namespace pose::service

@@ -15,10 +15,11 @@
 #include <tuple>
 
 #include "core/result.h"
+#include "pose/runtime/json.h"
 #include "pose/runtime/runtime.h"
 #include "store/store.h"
 
-namespace pose_cli {
+namespace pose::service {
 
 // Not thread-safe: call it from the pipeline's subscriber (the analysis thread), in event order.
 class RecordMaker {
@@ -26,8 +27,10 @@ class RecordMaker {
   // `session`: "" for files (keys repeat across runs, by design), a start time for live sources.
   explicit RecordMaker(std::string session) : session_(std::move(session)) {}
   // Reps, form issues, anomalies and stream status changes; frames are not stored (nullopt). `wall_us`: now, in
-  // microseconds since the Unix epoch (the record's time).
-  std::optional<store::Record> operator()(const pose::runtime::Event& event, int64_t wall_us);
+  // microseconds since the Unix epoch (the record's time). `json`: how the payload is written (the service adds
+  // its event id).
+  std::optional<store::Record> operator()(const pose::runtime::Event& event, int64_t wall_us,
+                                          const pose::runtime::JsonOptions& json = {});
 
  private:
   std::string session_;
@@ -41,4 +44,4 @@ bool is_live_source(const std::string& uri);
 // a SQLite file path.
 core::Result<std::unique_ptr<store::Store>> open_store(const std::string& db);
 
-}  // namespace pose_cli
+}  // namespace pose::service

@@ -48,6 +48,7 @@ run-vram: build
 	@$(BUILD)/apps/vram serve
 
 bench: build
+	@cmake --build --preset $(PRESET) --target benchmarks
 	@scripts/bench $(BUILD)
 
 format:

@@ -97,6 +97,8 @@ std::vector<Option> option_table() {
        "serve: streams, added exercises, the spool and (by default) the SQLite event store", OptionKind::kPath},
       {"serve.media_dirs", "media-dir", "POSE_MEDIA_DIRS", workspace + "/var/media",
        "serve: folders file sources may be read from (comma-separated)", OptionKind::kString},
+      {"serve.retention_days", "retention-days", "POSE_RETENTION_DAYS", "0",
+       "serve: PostgreSQL keeps events this many days, dropping whole months (0: forever)", OptionKind::kInt},
       {"serve.tokens", "token", "POSE_TOKEN", "",
        "serve: bearer token(s) for changes (comma-separated); empty: no authentication", OptionKind::kString},
       {"serve.public_read", "public-read", "", "true", "serve: reads need no token even when tokens are set",

@@ -57,6 +57,12 @@ int serve(const core::config::Config& config) {
   options.builtin_exercises = config.path("analyze.exercises_dir");
   options.data_dir = config.path("serve.data_dir");
   options.db = config.text("analyze.db");
+  const int64_t retention_days = config.integer("serve.retention_days");
+  if (retention_days < 0 || retention_days > 365'000) {
+    std::cerr << "pose serve: --retention-days must be from 0 (forever) to 365000\n";
+    return 2;
+  }
+  options.retention_days = static_cast<int>(retention_days);
   for (const auto& dir : split_list(config.text("serve.media_dirs"))) options.media_dirs.emplace_back(dir);
   options.tokens = split_list(config.text("serve.tokens"));
   options.public_read = config.boolean("serve.public_read");

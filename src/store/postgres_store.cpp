@@ -1,10 +1,19 @@
 // The PostgreSQL store, through libpq (the server's own C client; Debian 12's libpqxx is 6.4, and the few calls we
 // make need no wrapper beyond the RAII below). The connection is re-established on the next call after it breaks,
 // so a database restarted under a running service comes back without it.
+//
+// Events are partitioned by month of their time (events_pYYYYMM, created as records for a month arrive), so an old
+// month goes with a DROP TABLE (PostgresOptions::retention_days) instead of a slow DELETE, and time-range queries
+// read only the months they cover. A unique key must include the partitioning column in PostgreSQL, and the same
+// event analysed again carries another time, so idempotency lives in a table of its own: event_keys, claimed in the
+// same statement that inserts the event.
 #include <libpq-fe.h>
 
 #include <array>
+#include <chrono>
+#include <cstdio>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "store/store.h"
@@ -14,7 +23,8 @@ namespace {
 
 // Each migration takes the schema from its index to the next version, in one transaction. Never edit one that
 // has shipped: add another.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
+    // 1: events, unique by key; found by stream and time, or by time alone.
     "CREATE TABLE events ("
     "  id BIGSERIAL PRIMARY KEY,"
     "  key TEXT NOT NULL UNIQUE,"
@@ -26,7 +36,62 @@ constexpr std::array<const char*, 1> kMigrations = {
     "  payload JSONB NOT NULL);"
     "CREATE INDEX events_by_stream_time ON events (stream_id, timestamp_us);"
     "CREATE INDEX events_by_time ON events (timestamp_us);",
+    // 2: events partitioned by month; the keys in a table of their own. Existing events keep their ids, and the id
+    // sequence carries on.
+    "CREATE TABLE event_keys (key TEXT PRIMARY KEY, timestamp_us BIGINT NOT NULL);"
+    "INSERT INTO event_keys (key, timestamp_us) SELECT key, timestamp_us FROM events;"
+    "CREATE INDEX event_keys_by_time ON event_keys (timestamp_us);"
+    "ALTER TABLE events RENAME TO events_unpartitioned;"
+    "ALTER SEQUENCE events_id_seq OWNED BY NONE;"
+    "ALTER INDEX events_by_stream_time RENAME TO events_unpartitioned_by_stream_time;"
+    "ALTER INDEX events_by_time RENAME TO events_unpartitioned_by_time;"
+    "CREATE TABLE events ("
+    "  id BIGINT NOT NULL DEFAULT nextval('events_id_seq'),"
+    "  key TEXT NOT NULL,"
+    "  stream_id TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  track_id BIGINT NOT NULL,"
+    "  exercise TEXT NOT NULL,"
+    "  timestamp_us BIGINT NOT NULL,"
+    "  payload JSONB NOT NULL"
+    ") PARTITION BY RANGE (timestamp_us);"
+    "ALTER SEQUENCE events_id_seq OWNED BY events.id;"
+    "CREATE INDEX events_by_id ON events (id);"
+    "CREATE INDEX events_by_stream_time ON events (stream_id, timestamp_us);"
+    "CREATE INDEX events_by_time ON events (timestamp_us);"
+    "DO $$ DECLARE month TIMESTAMP; BEGIN"
+    "  FOR month IN SELECT DISTINCT date_trunc('month', to_timestamp(timestamp_us / 1e6) AT TIME ZONE 'UTC')"
+    "               FROM events_unpartitioned LOOP"
+    "    EXECUTE format('CREATE TABLE events_p%s PARTITION OF events FOR VALUES FROM (%s) TO (%s)',"
+    "                   to_char(month, 'YYYYMM'), (extract(epoch FROM month) * 1000000)::BIGINT,"
+    "                   (extract(epoch FROM month + INTERVAL '1 month') * 1000000)::BIGINT);"
+    "  END LOOP;"
+    "END $$;"
+    "INSERT INTO events SELECT * FROM events_unpartitioned;"
+    "DROP TABLE events_unpartitioned;",
 };
+
+constexpr int64_t kMicrosecondsPerSecond = 1'000'000;
+
+// The UTC month holding `timestamp_us`: its first microsecond, the next month's first, and its partition's name.
+struct Month {
+  int64_t begin_us = 0;
+  int64_t end_us = 0;
+  std::string partition;
+};
+
+Month month_of(int64_t timestamp_us) {
+  using namespace std::chrono;
+  const sys_days day = floor<days>(sys_time<microseconds>(microseconds(timestamp_us)));
+  const year_month month = year_month_day(day).year() / year_month_day(day).month();
+  const auto first_us = [](year_month m) {
+    return duration_cast<microseconds>(sys_days(m / 1).time_since_epoch()).count();
+  };
+  char name[32];
+  std::snprintf(name, sizeof name, "events_p%04d%02u", static_cast<int>(month.year()),
+                static_cast<unsigned>(month.month()));
+  return {first_us(month), first_us(month + months(1)), name};
+}
 
 struct ResultDeleter {
   void operator()(PGresult* result) const { PQclear(result); }
@@ -93,23 +158,30 @@ class PostgresStore final : public Store {
       if (record.key.empty()) return core::make_error(core::ErrorCode::kInvalidArgument, "a record needs a key");
     }
     if (auto ready = ensure_connected(); !ready.ok()) return ready;
+    if (auto kept = apply_retention(); !kept.ok()) return kept;
     if (auto r = exec("BEGIN"); !r.ok()) return r.error();
+    const auto fail = [&](const core::Error& error) {
+      (void)exec("ROLLBACK");
+      partitions_.clear();  // a partition created in the rolled-back transaction is gone again
+      return error;
+    };
     for (const Record& r : records) {
+      if (auto partition = ensure_partition(r.timestamp_us); !partition.ok()) return fail(partition.error());
       const std::string track = std::to_string(r.track_id);
       const std::string time = std::to_string(r.timestamp_us);
       const std::array<const char*, 7> values = {r.key.c_str(),    r.stream_id.c_str(), r.kind.c_str(),
                                                  track.c_str(),    r.exercise.c_str(),  time.c_str(),
                                                  r.payload.c_str()};
+      // The key is claimed first: the event goes in only when nobody stored it before.
       auto inserted = exec_params(
+          "WITH claimed AS (INSERT INTO event_keys (key, timestamp_us) VALUES ($1, $6::BIGINT) "
+          "                 ON CONFLICT (key) DO NOTHING RETURNING key) "
           "INSERT INTO events (key, stream_id, kind, track_id, exercise, timestamp_us, payload) "
-          "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+          "SELECT $1, $2, $3, $4::BIGINT, $5, $6::BIGINT, $7::JSONB FROM claimed",
           values);
-      if (!inserted) {
-        (void)exec("ROLLBACK");
-        return inserted.error();
-      }
+      if (!inserted) return fail(inserted.error());
     }
-    if (auto r = exec("COMMIT"); !r.ok()) return r.error();
+    if (auto r = exec("COMMIT"); !r.ok()) return fail(r.error());
     return {};
   }
 
@@ -173,6 +245,50 @@ class PostgresStore final : public Store {
     return connect();
   }
 
+  // The record's month has its partition (created here, in the caller's transaction, the first time).
+  core::Status ensure_partition(int64_t timestamp_us) {
+    const Month month = month_of(timestamp_us);
+    if (partitions_.count(month.begin_us)) return {};
+    auto created = exec("CREATE TABLE IF NOT EXISTS " + month.partition + " PARTITION OF events FOR VALUES FROM (" +
+                        std::to_string(month.begin_us) + ") TO (" + std::to_string(month.end_us) + ")");
+    if (!created) return created.error();
+    partitions_.insert(month.begin_us);
+    return {};
+  }
+
+  // Months wholly older than the retention go, with their keys; checked at most hourly.
+  core::Status apply_retention() {
+    if (options_.retention_days <= 0) return {};
+    const int64_t now_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    if (now_us - last_retention_us_ < 3600 * kMicrosecondsPerSecond) return {};
+    const int64_t cutoff_us = now_us - int64_t{options_.retention_days} * 86'400 * kMicrosecondsPerSecond;
+    auto partitions = exec(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'");
+    if (!partitions) return partitions.error();
+    for (int row = 0; row < PQntuples(partitions->get()); ++row) {
+      const std::string name = PQgetvalue(partitions->get(), row, 0);
+      int year = 0, month = 0;
+      if (std::sscanf(name.c_str(), "events_p%4d%2d", &year, &month) != 2) continue;
+      using namespace std::chrono;
+      const Month partition =
+          month_of(duration_cast<microseconds>(
+                       sys_days(std::chrono::year(year) / std::chrono::month(static_cast<unsigned>(month)) / 1)
+                           .time_since_epoch())
+                       .count());
+      if (partition.end_us > cutoff_us) continue;
+      if (auto dropped = exec("DROP TABLE IF EXISTS " + partition.partition); !dropped) return dropped.error();
+      partitions_.erase(partition.begin_us);
+    }
+    if (auto forgotten = exec("DELETE FROM event_keys WHERE timestamp_us < " + std::to_string(cutoff_us)); !forgotten) {
+      return forgotten.error();
+    }
+    last_retention_us_ = now_us;
+    return {};
+  }
+
   core::Result<PgResult> check(PgResult result) {
     const auto status = PQresultStatus(result.get());
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
@@ -195,6 +311,8 @@ class PostgresStore final : public Store {
 
   PostgresOptions options_;
   std::unique_ptr<PGconn, ConnectionDeleter> connection_;
+  std::set<int64_t> partitions_;   // months whose partition exists (their first microsecond)
+  int64_t last_retention_us_ = 0;  // when apply_retention last ran
 };
 
 }  // namespace

@@ -85,6 +85,9 @@ struct PostgresOptions {
   // libpq's connection string or URI: "postgresql://pose@db.local/pose", "host=/run/postgresql dbname=pose". A
   // password in it is never logged or returned (describe() drops it).
   std::string uri;
+  // Events are kept in one partition per month; a month wholly older than this many days is dropped, with its
+  // keys (0: keep everything). Checked when writing, at most hourly.
+  int retention_days = 0;
 };
 
 // Connects and applies the migrations the database lacks. kUnavailable when the server cannot be reached (the

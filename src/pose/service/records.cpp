@@ -53,13 +53,14 @@ bool is_live_source(const std::string& uri) {
          uri.find("://") != std::string::npos;
 }
 
-core::Result<std::unique_ptr<store::Store>> open_store(const std::string& db) {
+core::Result<std::unique_ptr<store::Store>> open_store(const std::string& db, int retention_days) {
   const bool postgres =
       db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0 || db.find("dbname=") != std::string::npos;
   if (postgres) {
 #ifdef WB_HAVE_POSTGRES
-    return store::open_postgres({db});
+    return store::open_postgres({db, retention_days});
 #else
+    (void)retention_days;
     return core::make_error(core::ErrorCode::kUnsupported, "this build has no PostgreSQL client (libpq-dev)");
 #endif
   }

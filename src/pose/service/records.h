@@ -42,6 +42,7 @@ bool is_live_source(const std::string& uri);
 
 // "postgresql://..." or "postgres://..." (or a libpq "host=... dbname=..." string): PostgreSQL; anything else is
 // a SQLite file path.
-core::Result<std::unique_ptr<store::Store>> open_store(const std::string& db);
+// `retention_days` (PostgreSQL): months of events wholly older than this are dropped; 0 keeps everything.
+core::Result<std::unique_ptr<store::Store>> open_store(const std::string& db, int retention_days = 0);
 
 }  // namespace pose::service

@@ -158,7 +158,7 @@ core::Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opt
 
   // The store: one connection for the Writer, one for the API's reads.
   const std::string db = options.db.empty() ? (options.data_dir / "events.sqlite").string() : options.db;
-  auto opened = open_store(db);
+  auto opened = open_store(db, options.retention_days);
   if (!opened) return opened.error();
   s.store = std::move(*opened);
   auto reader = open_store(db);

@@ -29,10 +29,11 @@
 namespace pose::service {
 
 struct ServiceOptions {
-  runtime::PipelineOptions pipeline;              // estimator and batching; keep_frames is turned on for live images
-  std::filesystem::path builtin_exercises;        // the shipped definitions; DATA_DIR/exercises/ adds and overrides
-  std::filesystem::path data_dir;                 // streams.json, exercises/, spool/, events.sqlite; created if missing
-  std::string db;                                 // SQLite file or postgresql:// URI; "" = DATA_DIR/events.sqlite
+  runtime::PipelineOptions pipeline;        // estimator and batching; keep_frames is turned on for live images
+  std::filesystem::path builtin_exercises;  // the shipped definitions; DATA_DIR/exercises/ adds and overrides
+  std::filesystem::path data_dir;           // streams.json, exercises/, spool/, events.sqlite; created if missing
+  std::string db;                           // SQLite file or postgresql:// URI; "" = DATA_DIR/events.sqlite
+  int retention_days = 0;  // PostgreSQL: months of events wholly older than this are dropped; 0 keeps all
   std::vector<std::filesystem::path> media_dirs;  // the only folders file sources may read
   std::vector<std::string> tokens;                // empty: no authentication
   bool public_read = true;                        // with tokens: GET and live need none

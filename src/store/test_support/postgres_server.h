@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -47,6 +48,20 @@ class PostgresServer {
   void stop() {
     run(as_user_ + (kPostgresBin / "pg_ctl").string() + " -w -m fast -D " + (dir_ / "data").string() +
         " stop > /dev/null 2>&1");
+  }
+  // psql's unaligned output of one statement ("" when it failed), for what the Store interface does not show.
+  std::string sql(const std::string& statement) const {
+    const std::string command = as_user_ + (kPostgresBin / "psql").string() + " -h " + dir_.string() + " -p " +
+                                std::to_string(port_) + " -U postgres -d postgres -tAq -v ON_ERROR_STOP=1 -c \"" +
+                                statement + "\" 2>/dev/null";
+    FILE* pipe = popen(command.c_str(), "r");  // NOLINT(cert-env33-c): test harness
+    if (pipe == nullptr) return "";
+    std::string out;
+    char buffer[4096];
+    while (fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+    pclose(pipe);
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
   }
   std::string uri(const std::string& password = "") const {
     return "postgresql://postgres" + (password.empty() ? "" : ":" + password) + "@/postgres?host=" + dir_.string() +

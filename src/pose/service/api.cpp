@@ -477,6 +477,8 @@ class Api {
     const auto it = s_.streams.find(id);
     if (it == s_.streams.end()) return unknown_stream(id);
     if (is_active(it->second)) return json_error(409, "stream '" + id + "' is already " + it->second.state);
+    it->second.retries = 0;
+    it->second.retry_at_us = 0;
     if (auto started = s_.start(it->second); !started) {
       // The previous run has been told to stop but has not finished yet.
       if (started.error().code == core::ErrorCode::kInvalidArgument) {
@@ -492,6 +494,7 @@ class Api {
     const auto it = s_.streams.find(id);
     if (it == s_.streams.end()) return unknown_stream(id);
     it->second.definition.run = false;
+    it->second.retry_at_us = 0;  // a failed camera waiting to be started again is not
     s_.save_streams();
     (void)s_.pipeline->stop_stream(id);  // kNotFound: it never ran; nothing to stop
     return json_response(200, s_.stream_json(it->second, nullptr));

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "pose/analysis/analysis.h"
@@ -239,6 +240,7 @@ core::Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opt
     }
   }
   s.streams_created = static_cast<int64_t>(s.order.size());
+  s.retrier = std::thread([raw] { raw->retry_failed_live_streams(); });
   return std::unique_ptr<Service>(new Service(std::move(state)));
 }
 
@@ -248,6 +250,8 @@ Service::~Service() {
     std::lock_guard lock(s.mutex);
     s.shutting_down = true;  // the streams' final statuses must not mark them as not to be restarted
   }
+  s.retry_wake.notify_all();
+  if (s.retrier.joinable()) s.retrier.join();
   s.pipeline->stop();
   s.pipeline->wait();
   s.pipeline.reset();  // its threads are gone: nothing calls on_event any more
@@ -296,6 +300,34 @@ core::Status Service::State::start(StreamEntry& entry) {
   entry.definition.run = true;
   save_streams();
   return {};
+}
+
+void Service::State::retry_failed_live_streams() {
+  std::unique_lock lock(mutex);
+  while (!shutting_down) {
+    const int64_t now = video::now_us();
+    int64_t next = std::numeric_limits<int64_t>::max();
+    for (auto& [id, entry] : streams) {
+      if (entry.retry_at_us == 0) continue;
+      if (!entry.definition.run || entry.state != "failed") {
+        entry.retry_at_us = 0;  // stopped, or started through the API meanwhile
+      } else if (entry.retry_at_us <= now) {
+        entry.retry_at_us = 0;
+        ++entry.retries;
+        if (auto started = start(entry); !started) {
+          options.logger.warn("stream ", id, " could not be started again: ", started.error().message);
+          entry.retry_at_us = now + options.live_retry_max.count() * 1000;
+        }
+      } else {
+        next = std::min(next, entry.retry_at_us);
+      }
+    }
+    if (next == std::numeric_limits<int64_t>::max()) {
+      retry_wake.wait(lock);
+    } else {
+      retry_wake.wait_for(lock, std::chrono::microseconds(next - now));
+    }
+  }
 }
 
 void Service::State::save_streams() {
@@ -359,10 +391,21 @@ void Service::State::on_event(const runtime::Event& event) {
       StreamEntry& entry = it->second;
       entry.state = runtime::to_string(status->state);
       entry.message = status->message;
+      if (status->state == runtime::StreamState::kRunning) entry.retries = 0;
       if (is_final(status->state) && !shutting_down) {
-        entry.definition.run = false;  // ended, failed or stopped through the API: stays so after a restart
         entry.fps = 0;
-        save_streams();
+        if (status->state == runtime::StreamState::kFailed && entry.definition.run &&
+            is_live(entry.definition.source)) {
+          // A camera off or a server down now may come back: try again later, stay `run` across a restart.
+          const int64_t delay_ms = std::min<int64_t>(options.live_retry_initial.count() << std::min(entry.retries, 20),
+                                                     options.live_retry_max.count());
+          entry.retry_at_us = video::now_us() + delay_ms * 1000;
+          entry.message += "; starting again in " + std::to_string((delay_ms + 999) / 1000) + " s";
+          retry_wake.notify_all();
+        } else {
+          entry.definition.run = false;  // ended, failed or stopped through the API: stays so after a restart
+          save_streams();
+        }
       }
     }
     if (it != streams.end()) {
@@ -389,7 +432,8 @@ json Service::State::stream_json(const StreamEntry& entry, const runtime::Stream
               {"message", entry.message},
               {"created_at", rfc3339(d.created_us)},
               {"started_at", entry.started_us > 0 ? json(rfc3339(entry.started_us)) : json(nullptr)},
-              {"people", entry.people}};
+              {"people", entry.people},
+              {"retries", entry.retries}};
   json counts = {{"frames_decoded", 0}, {"frames_analysed", 0}, {"frames_dropped", 0}, {"reconnects", 0}};
   if (stats) {
     counts = {{"frames_decoded", stats->frames_decoded},

@@ -14,6 +14,7 @@
 // Thread-safety: handlers run on the server's I/O threads concurrently; the pipeline's subscriber runs on its
 // analysis thread. Everything shared is behind the Service's mutex or the pieces' own.
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -39,6 +40,9 @@ struct ServiceOptions {
   bool public_read = true;                        // with tokens: GET and live need none
   std::filesystem::path web_dir;                  // the built dashboard (index.html, assets/); may be missing
   int default_max_side = 640;
+  // A camera or network stream that fails is started again after this, doubling up to live_retry_max.
+  std::chrono::milliseconds live_retry_initial{2000};
+  std::chrono::milliseconds live_retry_max{60000};
   LiveOptions live;
   std::string nvml_library;  // for GPU memory metrics; "" = the driver's
   core::Logger logger;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/libtorch/libtorch.h"
+#include "core/test_support/process.h"
 #include "pose/analysis/analysis.h"
 #include "server/http/test_client.h"
 #ifdef WB_HAVE_POSTGRES
@@ -314,6 +315,31 @@ TEST(Service, CredentialsInSourceUrlsAreNeverReturned) {
     EXPECT_EQ(body.find("hunter2"), std::string::npos) << body;
     EXPECT_NE(body.find("127.0.0.1:9/live"), std::string::npos) << body;
   }
+}
+
+// A gym's camera that is off when its stream starts: the service keeps trying, with backoff, until it is stopped.
+TEST(Service, StartsAFailedLiveSourceAgainUntilStopped) {
+  TempDir dir("pose_service_retry");
+  ServiceOptions options = options_in(dir.path());
+  options.live_retry_initial = std::chrono::milliseconds(50);
+  options.live_retry_max = std::chrono::milliseconds(200);
+  Running running(options);
+  ASSERT_TRUE(running.server);
+  const uint16_t nobody = core::test_support::free_port();  // nothing listens there: every open is refused
+  const json request = {{"id", "cam"}, {"source", "rtsp://127.0.0.1:" + std::to_string(nobody) + "/live"}};
+  ASSERT_EQ(running.post("/api/v1/streams", request).status, 201);
+  const auto retries = [&] { return running.get("/api/v1/streams/cam").json().value("retries", 0); };
+  ASSERT_TRUE(eventually([&] { return retries() >= 3; }, std::chrono::seconds(60)))
+      << running.get("/api/v1/streams/cam").body;
+  EXPECT_NE(running.get("/api/v1/streams/cam").json()["message"].get<std::string>().find("starting again"),
+            std::string::npos);
+
+  ASSERT_EQ(running.post("/api/v1/streams/cam/stop", json::object()).status, 200);
+  ASSERT_TRUE(eventually([&] { return running.state("cam") != "opening"; }));
+  const int stopped_at = retries();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // three retry intervals: none may come
+  EXPECT_EQ(retries(), stopped_at);
+  EXPECT_NE(running.state("cam"), "running");
 }
 
 TEST(Service, OpenApiDescribesExactlyTheRoutesServed) {

@@ -3,11 +3,13 @@
 // HTTP handlers). Module-private.
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/sys/sys.h"
@@ -38,6 +40,8 @@ struct StreamEntry {
   double fps = 0;                                   // analysed frames per second, smoothed
   int64_t last_frame_steady_us = 0;
   RecordMaker records{""};
+  int retries = 0;                     // live sources: starts since it last ran, after failures
+  int64_t retry_at_us = 0;             // steady clock: when the next start is due; 0: none
   runtime::StreamStats totals_before;  // counts of earlier runs, so the metrics' counters never go down
 };
 
@@ -68,6 +72,8 @@ struct Service::State {
   int64_t last_event_id = 0;  // analysis thread only
   bool shutting_down = false;
   int64_t streams_created = 0;  // for default ids
+  std::condition_variable retry_wake;
+  std::thread retrier;  // starts failed live streams again (retry_failed_live_streams)
 
   // Metrics observed as they happen.
   core::metrics::Family<core::metrics::Histogram>* latency = nullptr;  // stream, stage
@@ -81,6 +87,9 @@ struct Service::State {
   void on_event(const runtime::Event& event);
   // Starts the stream (the caller holds `mutex`); a status comes later through on_event.
   core::Status start(StreamEntry& entry);
+  // The retrier thread: a camera or network stream that failed (it could not be opened, or its reconnects gave up)
+  // is started again, with backoff, until it runs or is stopped.
+  void retry_failed_live_streams();
   // Writes streams.json (the caller holds `mutex`); logs a failure, which costs only the restart of streams.
   void save_streams();
   std::vector<std::shared_ptr<const analysis::Exercise>> exercise_list() const;  // caller holds `mutex`

@@ -317,12 +317,4 @@ void LiveHub::close_stream(const std::string& stream_id) {
   for (auto& socket : sockets) socket->close(1001, "the stream was deleted");
 }
 
-LiveHub::Stats LiveHub::stats() const {
-  std::lock_guard lock(state_->mutex);
-  Stats stats;
-  for (const auto& [id, live] : state_->streams) stats.clients += static_cast<int64_t>(live.clients.size());
-  stats.dropped = static_cast<int64_t>(state_->dropped.value());
-  return stats;
-}
-
 }  // namespace pose::service

@@ -74,12 +74,6 @@ class LiveHub {
   // A deleted stream: its clients are closed (1001) and its memory dropped.
   void close_stream(const std::string& stream_id);
 
-  struct Stats {
-    int64_t clients = 0;
-    int64_t dropped = 0;  // messages dropped for slow clients, all time
-  };
-  Stats stats() const;
-
   struct State;  // clients, events kept, the image thread: in live.cpp
 
  private:

@@ -124,8 +124,6 @@ core::Status load_exercise_dir(const std::filesystem::path& dir, bool custom,
   return {};
 }
 
-bool is_live(const std::string& source) { return is_live_source(source); }
-
 }  // namespace
 
 Service::Service(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -296,7 +294,7 @@ core::Status Service::State::start(StreamEntry& entry) {
   entry.last_frame_steady_us = 0;
   // A live source never shows the same events twice: its keys carry this run. A file's keys repeat, so analysing
   // it again (after a crash) stores nothing twice.
-  entry.records = RecordMaker(is_live(d.source) ? std::to_string(entry.started_us) : "");
+  entry.records = RecordMaker(is_live_source(d.source) ? std::to_string(entry.started_us) : "");
   entry.definition.run = true;
   save_streams();
   return {};
@@ -395,7 +393,7 @@ void Service::State::on_event(const runtime::Event& event) {
       if (is_final(status->state) && !shutting_down) {
         entry.fps = 0;
         if (status->state == runtime::StreamState::kFailed && entry.definition.run &&
-            is_live(entry.definition.source)) {
+            is_live_source(entry.definition.source)) {
           // A camera off or a server down now may come back: try again later, stay `run` across a restart.
           const int64_t delay_ms = std::min<int64_t>(options.live_retry_initial.count() << std::min(entry.retries, 20),
                                                      options.live_retry_max.count());

@@ -173,17 +173,21 @@ core::Result<std::string> resolve_source(const ServiceOptions& options, const st
   if (path.is_relative()) path = options.media_dirs.front() / path;
   std::error_code ec;
   const std::filesystem::path real = std::filesystem::weakly_canonical(path, ec);  // symbolic links resolved
-  if (ec || !std::filesystem::exists(real, ec)) {
+  // Inside a media folder is decided before existence, so that a request cannot learn whether a file outside exists.
+  const bool inside = !ec && std::any_of(options.media_dirs.begin(), options.media_dirs.end(), [&](const auto& dir) {
+    std::error_code root_ec;
+    const std::filesystem::path root = std::filesystem::weakly_canonical(dir, root_ec);
+    if (root_ec) return false;
+    return std::mismatch(root.begin(), root.end(), real.begin(), real.end()).first == root.end();
+  });
+  if (!inside) {
+    return core::make_error(core::ErrorCode::kInvalidArgument,
+                            "source " + source + " is outside the media folders the service may read (--media-dir)");
+  }
+  if (!std::filesystem::is_regular_file(real, ec)) {
     return core::make_error(core::ErrorCode::kNotFound, "no file " + source + " in the media folders");
   }
-  for (const auto& dir : options.media_dirs) {
-    const std::filesystem::path root = std::filesystem::weakly_canonical(dir, ec);
-    if (ec) continue;
-    const auto [root_end, ignored] = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
-    if (root_end == root.end()) return real.string();
-  }
-  return core::make_error(core::ErrorCode::kInvalidArgument,
-                          "source " + source + " is outside the media folders the service may read (--media-dir)");
+  return real.string();
 }
 
 Response error_response(int status, const core::Error& error) { return json_error(status, error.message); }

@@ -4,23 +4,12 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
-#include <sstream>
 
 #include "analyze.h"
 #include "pose/service/service.h"
 
 namespace pose_cli {
 namespace {
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  std::stringstream stream(text);
-  for (std::string item; std::getline(stream, item, ',');) {
-    const size_t first = item.find_first_not_of(' ');
-    if (first != std::string::npos) items.push_back(item.substr(first, item.find_last_not_of(' ') - first + 1));
-  }
-  return items;
-}
 
 bool is_loopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
 
@@ -63,8 +52,8 @@ int serve(const core::config::Config& config) {
     return 2;
   }
   options.retention_days = static_cast<int>(retention_days);
-  for (const auto& dir : split_list(config.text("serve.media_dirs"))) options.media_dirs.emplace_back(dir);
-  options.tokens = split_list(config.text("serve.tokens"));
+  for (const auto& dir : config.list("serve.media_dirs")) options.media_dirs.emplace_back(dir);
+  options.tokens = config.list("serve.tokens");
   options.public_read = config.boolean("serve.public_read");
   options.web_dir = config.path("serve.web_dir");
   options.default_max_side = static_cast<int>(config.integer("analyze.max_side"));
@@ -101,7 +90,7 @@ int serve(const core::config::Config& config) {
   server_options.port = static_cast<uint16_t>(port);
   server_options.threads = 4;  // handlers are short; WebSocket writes are asynchronous
   server_options.max_body_bytes = static_cast<size_t>(max_body);
-  server_options.cors_allowed_origins = split_list(config.text("serve.cors_origins"));
+  server_options.cors_allowed_origins = config.list("serve.cors_origins");
   server_options.logger = logger.child("http");
   auto server = server::http::Server::create(server_options, (*service)->router());
   if (!server) {

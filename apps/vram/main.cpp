@@ -13,7 +13,6 @@
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "commands.h"
 #include "core/config/config.h"
@@ -77,15 +76,6 @@ vram_cli::ServeActions make_actions(vram_cli::AllocatorMetrics* metrics) {
   return actions;
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  std::stringstream stream(text);
-  for (std::string item; std::getline(stream, item, ',');) {
-    if (!item.empty()) items.push_back(item);
-  }
-  return items;
-}
-
 // vram exporter / vram serve: listens until SIGINT or SIGTERM, then stops the server and the job worker.
 int serve(const core::config::Config& config, vram_cli::Api api) {
   const char* command = api == vram_cli::Api::kServe ? "vram serve" : "vram exporter";
@@ -125,7 +115,7 @@ int serve(const core::config::Config& config, vram_cli::Api api) {
   server::http::ServerOptions server_options;
   server_options.host = config.text("vram.host");
   server_options.port = static_cast<uint16_t>(port);
-  server_options.cors_allowed_origins = split_list(config.text("vram.cors_origins"));
+  server_options.cors_allowed_origins = config.list("vram.cors_origins");
   server_options.logger = logger.child("http");
   auto server = server::http::Server::create(server_options, (*service)->router());
   if (!server) {

@@ -12,28 +12,14 @@
 #include <fstream>
 #include <thread>
 
+#include "core/test_support/temp_dir.h"
 #include "store/store.h"
 
 namespace store {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class TempDir {
- public:
-  TempDir() {
-    static int made = 0;
-    path_ = std::filesystem::temp_directory_path() /
-            ("store_test_" + std::to_string(getpid()) + "_" + std::to_string(made++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using core::test_support::TempDir;
 
 Record rep(const std::string& stream, int64_t track, int index, int64_t timestamp_us) {
   Record r;
@@ -69,7 +55,7 @@ std::vector<std::string> all_keys(Store& store) {
 }
 
 TEST(SqliteStore, AppendsOnceByKeyAndQueriesByFilterAndPage) {
-  TempDir dir;
+  TempDir dir("store_test");
   auto store = open(dir.path() / "data" / "events.db");
   ASSERT_TRUE(store);
   std::vector<Record> records;
@@ -112,7 +98,7 @@ TEST(SqliteStore, AppendsOnceByKeyAndQueriesByFilterAndPage) {
 }
 
 TEST(SqliteStore, ReopensMigratedAndRefusesWhatItCannotUse) {
-  TempDir dir;
+  TempDir dir("store_test");
   const auto path = dir.path() / "events.db";
   {
     auto store = open(path);
@@ -181,7 +167,7 @@ bool eventually(Condition condition) {
 }
 
 TEST(Writer, BatchesIntoTheStore) {
-  TempDir dir;
+  TempDir dir("store_test");
   auto store = open(dir.path() / "events.db");
   ASSERT_TRUE(store);
   auto writer = Writer::create(*store, fast(dir.path() / "spool")).value();
@@ -196,7 +182,7 @@ TEST(Writer, BatchesIntoTheStore) {
 }
 
 TEST(Writer, SpoolsWhileTheStoreIsDownAndReplaysInOrder) {
-  TempDir dir;
+  TempDir dir("store_test");
   Switchable store(open(dir.path() / "events.db"));
   auto writer = Writer::create(store, fast(dir.path() / "spool")).value();
   for (int i = 0; i < 100; ++i) writer->submit(rep("s1", 1, i, i));
@@ -224,7 +210,7 @@ TEST(Writer, SpoolsWhileTheStoreIsDownAndReplaysInOrder) {
 }
 
 TEST(Writer, TheSpoolOutlivesTheProcessAndReplaysWithoutDuplicates) {
-  TempDir dir;
+  TempDir dir("store_test");
   Switchable store(open(dir.path() / "events.db"));
   store.down = true;
   {
@@ -247,7 +233,7 @@ TEST(Writer, TheSpoolOutlivesTheProcessAndReplaysWithoutDuplicates) {
 // A process writing events is killed with SIGKILL after its third flush. Everything it flushed is stored, once;
 // analysing the stream again after the restart (the same events, the same keys) stores each event exactly once.
 TEST(Writer, KillDashNineLosesNothingFlushedAndTheRestartDuplicatesNothing) {
-  TempDir dir;
+  TempDir dir("store_test");
   const auto db = dir.path() / "events.db";
   const pid_t child = fork();
   ASSERT_GE(child, 0);

@@ -349,6 +349,15 @@ double Config::number(std::string_view key) const { return parse_double(find(key
 bool Config::boolean(std::string_view key) const { return parse_bool(find(key).text).value_or(false); }
 uint64_t Config::bytes(std::string_view key) const { return parse_bytes(find(key).text).value_or(0); }
 std::filesystem::path Config::path(std::string_view key) const { return find(key).text; }
+std::vector<std::string> Config::list(std::string_view key) const {
+  std::vector<std::string> items;
+  std::stringstream stream(find(key).text);
+  for (std::string item; std::getline(stream, item, ',');) {
+    const size_t first = item.find_first_not_of(' ');
+    if (first != std::string::npos) items.push_back(item.substr(first, item.find_last_not_of(' ') - first + 1));
+  }
+  return items;
+}
 const std::string& Config::origin(std::string_view key) const { return find(key).origin; }
 bool Config::is_set(std::string_view key) const { return find(key).set; }
 

@@ -63,6 +63,8 @@ class Config {
   bool boolean(std::string_view key) const;
   uint64_t bytes(std::string_view key) const;
   std::filesystem::path path(std::string_view key) const;
+  // A comma-separated value's items ("a, b,,c" is a, b, c): spaces around each item trimmed, empty items dropped.
+  std::vector<std::string> list(std::string_view key) const;
 
   // Where the value came from: "default", "file /path", "env NAME", "flag --name".
   const std::string& origin(std::string_view key) const;

@@ -21,6 +21,7 @@ const std::vector<Option> kTable = {
     {"pose.batch_size", "batch-size", "TEST_BATCH", "1", "batch", OptionKind::kInt},
     {"pose.fp16", "fp16", "", "false", "half precision", OptionKind::kBool},
     {"vram.budget", "budget", "TEST_BUDGET", "8GB", "budget", OptionKind::kBytes},
+    {"serve.tokens", "token", "TEST_TOKENS", "", "tokens, comma-separated", OptionKind::kString},
 };
 
 class ConfigTest : public ::testing::Test {
@@ -59,6 +60,16 @@ TEST_F(ConfigTest, DefaultsApplyWhenNothingIsSet) {
   EXPECT_EQ(config->bytes("vram.budget"), 8'000'000'000u);
   EXPECT_EQ(config->origin("pose.model"), "default");
   EXPECT_FALSE(config->is_set("pose.model"));
+}
+
+TEST_F(ConfigTest, ListsSplitAtCommasTrimmedWithoutEmptyItems) {
+  auto none = resolve({});
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->list("serve.tokens").empty());
+  env_["TEST_TOKENS"] = " alpha, beta ,,gamma delta,  ";
+  auto some = resolve({});
+  ASSERT_TRUE(some.ok()) << some.error().message;
+  EXPECT_EQ(some->list("serve.tokens"), (std::vector<std::string>{"alpha", "beta", "gamma delta"}));
 }
 
 TEST_F(ConfigTest, LayersOverrideInOrderProfileFileEnvFlag) {

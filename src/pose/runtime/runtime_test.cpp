@@ -12,10 +12,13 @@
 #include <set>
 
 #include "core/libtorch/libtorch.h"
+#include "core/test_support/temp_dir.h"
 #include "pose/runtime/json.h"
 
 namespace pose::runtime {
 namespace {
+
+using core::test_support::TempDir;
 
 const std::filesystem::path kVideos = std::filesystem::path(WB_SHARED_DIR) / "testdata" / "videos";
 
@@ -82,21 +85,6 @@ StreamSpec file_stream(const std::string& id, const std::filesystem::path& path,
   return spec;
 }
 
-class TempDir {
- public:
-  TempDir() : path_(std::filesystem::temp_directory_path() / ("pose_runtime_test_" + std::to_string(::getpid()))) {
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 TEST(Pipeline, CountsSquatsOnARealClipAndPublishesInOrder) {
   auto pipeline = Pipeline::create(options());
   ASSERT_TRUE(pipeline.ok()) << pipeline.error().message;
@@ -143,7 +131,7 @@ TEST(Pipeline, CountsSquatsOnARealClipAndPublishesInOrder) {
 }
 
 TEST(Pipeline, BadStreamsFailAloneAndTheGoodOneIsUnharmed) {
-  TempDir temp;
+  TempDir temp("pose_runtime_test");
   // Random bytes named like a video; the first 30% of a real one; a file that does not exist.
   const auto garbage = temp.path() / "garbage.mp4";
   {

@@ -12,6 +12,7 @@
 
 #include "core/libtorch/libtorch.h"
 #include "core/test_support/process.h"
+#include "core/test_support/temp_dir.h"
 #include "pose/analysis/analysis.h"
 #include "server/http/test_client.h"
 #ifdef WB_HAVE_POSTGRES
@@ -21,6 +22,7 @@
 namespace pose::service {
 namespace {
 
+using core::test_support::TempDir;
 using nlohmann::json;
 using server::http::test_support::Client;
 using server::http::test_support::Reply;
@@ -28,23 +30,6 @@ using server::http::test_support::WebSocketClient;
 namespace bhttp = boost::beast::http;
 
 const std::filesystem::path kVideos = std::filesystem::path(WB_SHARED_DIR) / "testdata" / "videos";
-
-class TempDir {
- public:
-  explicit TempDir(const std::string& name)
-      : path_(std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Polls until `done` or the deadline: generous, since a loaded 2-core machine analyses slowly.
 template <class Predicate>

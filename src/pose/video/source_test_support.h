@@ -4,7 +4,6 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,35 +15,16 @@
 
 #include <gtest/gtest.h>
 
+#include "core/test_support/temp_dir.h"
 #include "pose/video/video.h"
 
 namespace pose::video::test_support {
 
+using core::test_support::TempDir;
+
 inline const std::string kVideos = WB_SHARED_DIR "/testdata/videos/";
 inline const std::string kSquat = kVideos + "squat_side_3reps.mp4";  // 540x960, 25 fps, moov first
 inline const std::string kPushUp = kVideos + "push-up_12.mp4";       // 1920x1080, 29.97 fps
-
-// A fresh folder per instance, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("pose_video_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code error;
-    std::filesystem::remove_all(path_, error);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

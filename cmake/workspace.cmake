@@ -21,6 +21,9 @@ endif()
 # Headers of third-party libraries are included as SYSTEM so their warnings don't fail our build.
 function(wb_target_defaults target)
   target_compile_options(${target} PRIVATE ${WB_WARNING_FLAGS})
+  # Test code (property WB_TEST_CODE, set by wb_test) is optimised lightly: it runs for seconds, while -O3 on its
+  # templates (Beast, GoogleTest, JSON) doubles its compile time. The code under test keeps the build type's level.
+  target_compile_options(${target} PRIVATE $<$<BOOL:$<TARGET_PROPERTY:WB_TEST_CODE>>:-O1>)
   if(WB_COVERAGE)
     target_compile_options(${target} PRIVATE --coverage -O0)
     target_link_options(${target} PUBLIC --coverage)
@@ -56,9 +59,7 @@ function(wb_test name)
   endif()
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
-  # Test code is optimised lightly: it runs for seconds, while -O3 on its templates (Beast, GoogleTest, JSON)
-  # doubles its compile time. The code under test keeps the build type's level (the coverage build's -O0 wins).
-  target_compile_options(${name} PRIVATE -O1)
+  set_target_properties(${name} PROPERTIES WB_TEST_CODE ON)
   wb_target_defaults(${name})
   target_compile_definitions(${name} PRIVATE WB_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
                                              WB_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared")
@@ -69,26 +70,40 @@ endfunction()
 
 # Precompiled headers, for the two header sets that dominate build time: LibTorch's ATen (in about 40 translation
 # units, 10-20 s each to parse) and Boost.Beast/Asio. Each set is compiled once, by a target that builds nothing
-# else, and every target that asks reuses it: reuse needs the same compiler flags, and every target here has them
-# (wb_target_defaults); CMake adds -Winvalid-pch, which says when one does not.
-# wb_pch(<name> HEADERS ... [DEPS ...]): the target <name> compiles the precompiled header of HEADERS.
+# else, and every target that asks reuses it. Reuse needs the same compiler flags, optimisation level included
+# (GCC 13 refuses a header made at -O3 in an -O1 compile): every target here has the same flags (wb_target_defaults)
+# and a precompiled header is made for test code or for library code. CMake adds -Winvalid-pch, which says when a
+# header is refused.
+# wb_pch(<name> HEADERS ... [DEPS ...] [TEST_CODE]): the target <name> compiles the precompiled header of HEADERS,
+# at the level of test code when TEST_CODE is given.
 function(wb_pch name)
-  cmake_parse_arguments(ARG "" "" "HEADERS;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "TEST_CODE" "" "HEADERS;DEPS" ${ARGN})
   set(source ${CMAKE_BINARY_DIR}/pch/${name}.cpp)
   if(NOT EXISTS ${source})
     file(WRITE ${source} "// Only the precompiled header of ${name} is built from here.\n")
   endif()
   add_library(${name} OBJECT ${source})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  set_target_properties(${name} PROPERTIES WB_TEST_CODE ${ARG_TEST_CODE})
   wb_target_defaults(${name})
   target_precompile_headers(${name} PRIVATE ${ARG_HEADERS})
 endfunction()
 
 # wb_reuse_pch(<target> <name>): <target>'s sources are compiled with the precompiled header of wb_pch(<name>).
+# A test that takes a library's header is compiled at the library's level; the reverse is a mistake.
 function(wb_reuse_pch target name)
-  if(WB_PCH AND TARGET ${name} AND TARGET ${target} AND NOT target STREQUAL name)
-    target_precompile_headers(${target} REUSE_FROM ${name})
+  if(NOT WB_PCH OR NOT TARGET ${name} OR NOT TARGET ${target} OR target STREQUAL name)
+    return()
   endif()
+  get_target_property(header_for_tests ${name} WB_TEST_CODE)
+  get_target_property(target_is_test ${target} WB_TEST_CODE)
+  if(header_for_tests AND NOT target_is_test)
+    message(FATAL_ERROR "${target} is library code: it cannot reuse ${name}, made for test code")
+  endif()
+  if(target_is_test AND NOT header_for_tests)
+    set_target_properties(${target} PROPERTIES WB_TEST_CODE OFF)
+  endif()
+  target_precompile_headers(${target} REUSE_FROM ${name})
 endfunction()
 
 # LibTorch's exported flags carry -D_GLIBCXX_USE_CXX11_ABI; its headers are marked SYSTEM to keep our warnings ours.

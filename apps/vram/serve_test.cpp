@@ -111,7 +111,7 @@ class Serve : public ::testing::Test {
     EXPECT_EQ(reply.status, 202) << reply.body;
     const json accepted = reply.json();
     EXPECT_EQ(accepted["status_url"], "/api/v1/jobs/" + accepted.value("id", ""));
-    EXPECT_EQ(reply.header("Location"), accepted["status_url"]);
+    EXPECT_EQ(reply.header("Location"), accepted.value("status_url", ""));
     return accepted.value("id", "");
   }
 

@@ -3,7 +3,6 @@
 #include "pose/service/service.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>

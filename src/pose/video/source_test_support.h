@@ -2,8 +2,6 @@
 // Tests only: what the tests of both decoding back-ends share — the clips, a temporary folder, file bytes, and
 // opening and draining a source.
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iterator>
